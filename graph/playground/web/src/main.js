@@ -1,0 +1,88 @@
+// The crmhub Playground: GraphiQL wired to crmhub's GraphQL endpoint.
+//
+// This file is bundled by build.mjs into dist/ and served by the Go package
+// graph/playground. It runs under a strict Content-Security-Policy, so it
+// reads its configuration from data attributes on #graphiql instead of from
+// an inline script.
+import { createGraphiQLFetcher } from '@graphiql/toolkit';
+import { GraphiQL } from 'graphiql';
+import { setNonce } from 'get-nonce';
+import { createElement } from 'react';
+import { createRoot } from 'react-dom/client';
+import 'graphiql/style.css';
+import './playground.css';
+
+const root = document.getElementById('graphiql');
+const endpoint = root.dataset.endpoint || '/graphql';
+
+// Radix dialogs add a small <style> element to lock page scrolling; the
+// server allows it through a per-response nonce instead of 'unsafe-inline'.
+if (root.dataset.styleNonce) {
+  setNonce(root.dataset.styleNonce);
+}
+
+// The endpoint may be relative ("/graphql"); subscriptions use the same URL
+// with the ws/wss scheme, so they work behind TLS-terminating proxies too.
+const httpURL = new URL(endpoint, window.location.href);
+const wsURL = new URL(httpURL.href);
+wsURL.protocol = httpURL.protocol === 'https:' ? 'wss:' : 'ws:';
+
+// The headers editor starts with this template so support staff see where the
+// token goes. GraphiQL keeps whatever they type in localStorage.
+const defaultHeaders = JSON.stringify({ Authorization: 'Bearer ' }, null, 2);
+
+const defaultQuery = `# crmhub GraphQL Playground
+#
+# Put your API token in the Headers tab below:
+#   {"Authorization": "Bearer chub_..."}
+# Subscriptions (importProgress, importRunsUpdated) run over a WebSocket
+# (graphql-transport-ws) and send the same headers in connection_init.
+#
+# Run a query with Ctrl-Enter (Cmd-Enter on a Mac).
+
+{
+  viewer {
+    role
+  }
+}
+`;
+
+// dropEmptyBearer removes an Authorization header that still holds the bare
+// template ("Bearer " with no token), so an unauthenticated request looks
+// like one instead of carrying a malformed credential.
+function dropEmptyBearer(headers) {
+  if (!headers) {
+    return headers;
+  }
+  const out = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() === 'authorization' && /^\s*bearer\s*$/i.test(String(value))) {
+      continue;
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+// With subscriptionUrl, the toolkit opens a graphql-ws client per
+// subscription whose connectionParams are the headers editor's contents, so
+// {"Authorization": "Bearer ..."} reaches connection_init as crmhub expects.
+const fetcher = createGraphiQLFetcher({
+  url: httpURL.href,
+  subscriptionUrl: wsURL.href,
+});
+
+function crmhubFetcher(params, opts) {
+  return fetcher(params, opts ? { ...opts, headers: dropEmptyBearer(opts.headers) } : opts);
+}
+
+createRoot(root).render(
+  createElement(GraphiQL, {
+    fetcher: crmhubFetcher,
+    defaultQuery,
+    defaultHeaders,
+    shouldPersistHeaders: true,
+    isHeadersEditorEnabled: true,
+    defaultEditorToolsVisibility: 'headers',
+  }),
+);
