@@ -161,6 +161,10 @@ func TaveJobID(i int) string { return ulidFor(kindJob, i) }
 // with index i, 0-based in creation order.
 func HoneyBookProjectID(i int) string { return objectIDFor(kindProject, i) }
 
+// HoneyBookWorkspaceID is the id of the workspace of the HoneyBook project
+// with index i.
+func HoneyBookWorkspaceID(i int) string { return objectIDFor(kindWorkspace, i) }
+
 // person is one partner of a couple.
 type person struct {
 	first, last, maiden, email string
