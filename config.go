@@ -1,0 +1,146 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is crmhub's configuration, read from the environment. Every
+// variable is listed in the README with its default.
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL).
+	// Required by serve; dev finds or starts a database when it is empty.
+	DatabaseURL string
+	// Addr is the HTTP listen address (CRMHUB_ADDR). Defaults to ":8080".
+	Addr string
+	// SecretKey is base64 of 32 bytes that seals CRM credentials
+	// (CRMHUB_SECRET_KEY). Required by serve.
+	SecretKey string
+	// OldSecretKeys are earlier keys, comma separated, still accepted for
+	// opening credentials during a key rotation (CRMHUB_OLD_SECRET_KEYS).
+	OldSecretKeys []string
+	// LogFormat is "json" or "text" (CRMHUB_LOG_FORMAT). Defaults to json in
+	// serve and text in dev.
+	LogFormat string
+	// LogLevel is debug, info, warn or error (CRMHUB_LOG_LEVEL). Defaults to
+	// info.
+	LogLevel slog.Level
+	// MaxWorkers is how many import jobs one node works at once
+	// (CRMHUB_MAX_WORKERS). Defaults to 25.
+	MaxWorkers int
+	// RequestTimeout bounds one GraphQL request (CRMHUB_REQUEST_TIMEOUT).
+	// Defaults to 30 seconds.
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds the graceful shutdown (CRMHUB_SHUTDOWN_TIMEOUT).
+	// Defaults to 20 seconds.
+	ShutdownTimeout time.Duration
+	// AllowedOrigins are the origins (host patterns, as coder/websocket
+	// takes them) allowed to open WebSockets from a browser
+	// (CRMHUB_ALLOWED_ORIGINS, comma separated). Same-origin always works.
+	AllowedOrigins []string
+	// DBMaxConns is the pool size (CRMHUB_DB_MAX_CONNS). Defaults to 40.
+	DBMaxConns int32
+}
+
+// Defaults of Config.
+const (
+	AddrDefault            = ":8080"
+	MaxWorkersDefault      = 25
+	RequestTimeoutDefault  = 30 * time.Second
+	ShutdownTimeoutDefault = 20 * time.Second
+	DBMaxConnsDefault      = 40
+)
+
+// errMissingConfig is what serve says when it cannot start.
+var errMissingConfig = errors.New("missing configuration")
+
+func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, error) {
+	c := &Config{
+		DatabaseURL:     getenv("DATABASE_URL"),
+		Addr:            cmp.Or(getenv("CRMHUB_ADDR"), AddrDefault),
+		SecretKey:       getenv("CRMHUB_SECRET_KEY"),
+		OldSecretKeys:   splitList(getenv("CRMHUB_OLD_SECRET_KEYS")),
+		LogFormat:       cmp.Or(getenv("CRMHUB_LOG_FORMAT"), logFormatDefault),
+		AllowedOrigins:  splitList(getenv("CRMHUB_ALLOWED_ORIGINS")),
+		MaxWorkers:      MaxWorkersDefault,
+		RequestTimeout:  RequestTimeoutDefault,
+		ShutdownTimeout: ShutdownTimeoutDefault,
+		DBMaxConns:      DBMaxConnsDefault,
+	}
+	var errs []error
+	if v := getenv("CRMHUB_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("CRMHUB_LOG_LEVEL: %w", err))
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("CRMHUB_LOG_FORMAT must be json or text, not %q", c.LogFormat))
+	}
+	intVar := func(name string, dst *int, lo, hi int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < lo || n > hi {
+				errs = append(errs, fmt.Errorf("%s must be a whole number from %d to %d, not %q", name, lo, hi, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	durVar := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s must be a duration like 30s, not %q", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	intVar("CRMHUB_MAX_WORKERS", &c.MaxWorkers, 1, 10000)
+	maxConns := int(c.DBMaxConns)
+	intVar("CRMHUB_DB_MAX_CONNS", &maxConns, 4, 10000)
+	c.DBMaxConns = int32(maxConns)
+	durVar("CRMHUB_REQUEST_TIMEOUT", &c.RequestTimeout)
+	durVar("CRMHUB_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	return c, errors.Join(errs...)
+}
+
+// requireServeConfig checks what serve cannot run without, and says exactly
+// how to fix it.
+func (c *Config) requireServeConfig() error {
+	var missing []string
+	if c.DatabaseURL == "" {
+		missing = append(missing, "DATABASE_URL is not set: set it to a PostgreSQL URL, e.g. DATABASE_URL=postgres://user:pass@host:5432/crmhub")
+	}
+	if c.SecretKey == "" {
+		missing = append(missing, "CRMHUB_SECRET_KEY is not set: it seals CRM credentials; make one with `openssl rand -base64 32` (or `head -c32 /dev/urandom | base64`) and keep it safe: losing it loses every stored credential")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w:\n  %s", errMissingConfig, strings.Join(missing, "\n  "))
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func newLogger(format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}

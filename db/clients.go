@@ -1,0 +1,104 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Client is one imported client (a couple and their event).
+type Client struct {
+	ID                int64
+	OrgID             int64
+	IntegrationID     int64
+	ExternalID        string
+	FirstName         string
+	LastName          string
+	MaidenName        string
+	PartnerFirstName  string
+	PartnerLastName   string
+	Email             string
+	EmailNormalized   string
+	Phone             string
+	EventDate         *time.Time
+	Venue             string
+	JobType           string
+	Stage             *string
+	LeadSource        string
+	BookingValueMinor *int64
+	Currency          string
+	GuestCount        *int32
+	SourceCreatedAt   *time.Time
+	SourceUpdatedAt   *time.Time
+	Raw               json.RawMessage
+	LastSeenRunID     *int64
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	DeletedAt         *time.Time
+}
+
+const clientColumns = `id, org_id, integration_id, external_id, first_name, last_name, maiden_name,
+	partner_first_name, partner_last_name, email, email_normalized, phone, event_date, venue, job_type,
+	stage, lead_source, booking_value_minor, currency, guest_count, source_created_at, source_updated_at,
+	raw, last_seen_run_id, created_at, updated_at, deleted_at`
+
+func scanClient(row pgx.Row) (*Client, error) {
+	var c Client
+	err := row.Scan(&c.ID, &c.OrgID, &c.IntegrationID, &c.ExternalID, &c.FirstName, &c.LastName, &c.MaidenName,
+		&c.PartnerFirstName, &c.PartnerLastName, &c.Email, &c.EmailNormalized, &c.Phone, &c.EventDate, &c.Venue,
+		&c.JobType, &c.Stage, &c.LeadSource, &c.BookingValueMinor, &c.Currency, &c.GuestCount, &c.SourceCreatedAt,
+		&c.SourceUpdatedAt, &c.Raw, &c.LastSeenRunID, &c.CreatedAt, &c.UpdatedAt, &c.DeletedAt)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	return &c, nil
+}
+
+// ClientGetByID returns a client of orgID, deleted or not.
+func (q *Queries) ClientGetByID(ctx context.Context, orgID, id int64) (*Client, error) {
+	c, err := scanClient(q.exec.QueryRow(ctx,
+		"SELECT "+clientColumns+" FROM clients WHERE id = $1 AND org_id = $2", id, orgID))
+	if err != nil {
+		return nil, fmt.Errorf("error loading client %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// ClientList returns one page of orgID's clients that are not deleted.
+func (q *Queries) ClientList(ctx context.Context, orgID int64, p *PageParams) ([]*Client, PageResult, error) {
+	clause, args := p.keysetClause("id", []any{orgID})
+	rows, err := q.exec.Query(ctx,
+		"SELECT "+clientColumns+" FROM clients WHERE org_id = $1 AND deleted_at IS NULL"+clause, args...)
+	if err != nil {
+		return nil, PageResult{}, fmt.Errorf("error listing clients: %w", err)
+	}
+	list, err := collect(rows, scanClient)
+	if err != nil {
+		return nil, PageResult{}, fmt.Errorf("error listing clients: %w", err)
+	}
+	list, res := finish(p, list)
+	return list, res, nil
+}
+
+// ClientCount counts orgID's clients that are not deleted.
+func (q *Queries) ClientCount(ctx context.Context, orgID int64) (int, error) {
+	var n int
+	err := q.exec.QueryRow(ctx, "SELECT count(*) FROM clients WHERE org_id = $1 AND deleted_at IS NULL", orgID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("error counting clients: %w", err)
+	}
+	return n, nil
+}
+
+// ClientGetByIDAnyOrg returns a client whatever its organization; the caller
+// checks access on the row's OrgID.
+func (q *Queries) ClientGetByIDAnyOrg(ctx context.Context, id int64) (*Client, error) {
+	c, err := scanClient(q.exec.QueryRow(ctx, "SELECT "+clientColumns+" FROM clients WHERE id = $1", id))
+	if err != nil {
+		return nil, fmt.Errorf("error loading client %d: %w", id, err)
+	}
+	return c, nil
+}

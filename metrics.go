@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are crmhub's own Prometheus metrics, on a registry of their own
+// (no global state).
+type metrics struct {
+	registry     *prometheus.Registry
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	gqlOps       *prometheus.CounterVec
+	gqlDuration  *prometheus.HistogramVec
+}
+
+func newMetrics(pool *pgxpool.Pool) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmhub_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "crmhub_http_request_duration_seconds", Help: "HTTP request durations by route.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"route"}),
+		gqlOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmhub_graphql_responses_total",
+			Help: "GraphQL responses by operation type and outcome (subscriptions count each event).",
+		}, []string{"operation", "outcome"}),
+		gqlDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "crmhub_graphql_operation_duration_seconds", Help: "GraphQL query and mutation durations.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"operation"}),
+	}
+	m.registry.MustRegister(m.httpRequests, m.httpDuration, m.gqlOps, m.gqlDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newPoolCollector(pool))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// instrument counts and times requests under a fixed route label, so the
+// label set stays small whatever paths clients send.
+func (m *metrics) instrument(route string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		m.httpRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		m.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// gqlExtension records every GraphQL response.
+type gqlExtension struct{ m *metrics }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.ResponseInterceptor
+} = gqlExtension{}
+
+func (gqlExtension) ExtensionName() string { return "Metrics" }
+
+func (gqlExtension) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (e gqlExtension) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	resp := next(ctx)
+	op := "unknown"
+	if graphql.HasOperationContext(ctx) {
+		oc := graphql.GetOperationContext(ctx)
+		if oc.Operation != nil {
+			op = string(oc.Operation.Operation)
+		}
+		if op != "subscription" && resp != nil {
+			e.m.gqlDuration.WithLabelValues(op).Observe(time.Since(oc.Stats.OperationStart).Seconds())
+		}
+	}
+	outcome := "ok"
+	if resp != nil && len(resp.Errors) > 0 {
+		outcome = "error"
+	}
+	e.m.gqlOps.WithLabelValues(op, outcome).Inc()
+	return resp
+}
+
+// poolCollector exports pgxpool's statistics.
+type poolCollector struct {
+	pool                       *pgxpool.Pool
+	total, idle, acquired, max *prometheus.Desc
+	acquires, waits            *prometheus.Desc
+}
+
+func newPoolCollector(pool *pgxpool.Pool) *poolCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("crmhub_db_pool_"+name, help, nil, nil)
+	}
+	return &poolCollector{
+		pool:     pool,
+		total:    d("conns", "Connections in the pool."),
+		idle:     d("idle_conns", "Idle connections."),
+		acquired: d("acquired_conns", "Connections in use."),
+		max:      d("max_conns", "Pool size limit."),
+		acquires: d("acquires_total", "Connections acquired."),
+		waits:    d("empty_acquires_total", "Acquires that had to wait for a connection."),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.max, c.acquires, c.waits} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.pool.Stat()
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(s.TotalConns()))
+	ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(s.IdleConns()))
+	ch <- prometheus.MustNewConstMetric(c.acquired, prometheus.GaugeValue, float64(s.AcquiredConns()))
+	ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(s.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(s.AcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
+}

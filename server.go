@@ -1,0 +1,312 @@
+// Command crmhub is the CRM integration hub for wedding vendors: a GraphQL
+// backend-for-frontend that imports a vendor's whole client database from
+// their CRM, keeps it in sync and streams import progress live.
+//
+// Read run and serve top to bottom to see the whole program start:
+// config → pool → stores → River → GraphQL → HTTP, and shut down in reverse.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wedsync/crmhub/auth"
+	"github.com/wedsync/crmhub/db"
+	"github.com/wedsync/crmhub/graph/playground"
+	"github.com/wedsync/crmhub/jobs"
+	"github.com/wedsync/crmhub/resolvers"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crmhub:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: crmhub <command> [flags]
+
+commands:
+  serve                              run the production server (config from the environment)
+  dev                                database bootstrap, migrations, demo data and server (make run)
+  migrate                            apply crmhub's and River's migrations; safe to run again
+  org create --slug S --name N       create an organization; prints its id
+  token create --org S --role OWNER|MEMBER [--name N]
+  token create --role SUPPORT [--name N]
+                                     print a new API token, alone, on stdout
+  dev-db-url                         print a PostgreSQL URL that answers, starting one if needed
+`
+
+// run dispatches a command. It returns instead of exiting so tests can run
+// commands in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		cfg, err := loadConfig(getenv, "json")
+		if err != nil {
+			return err
+		}
+		if err := cfg.requireServeConfig(); err != nil {
+			return err
+		}
+		log := slog.New(logHandler{newLogger(cfg.LogFormat, cfg.LogLevel).Handler()})
+		return serve(ctx, cfg, log, serveOptions{})
+	case "dev":
+		return dev(ctx, getenv, stdout)
+	case "migrate":
+		return withPool(ctx, getenv, func(cfg *Config, log *slog.Logger, pool *pgxpool.Pool) error {
+			return db.Migrate(ctx, pool, log)
+		})
+	case "org":
+		return orgCommand(ctx, rest, getenv, stdout)
+	case "token":
+		return tokenCommand(ctx, rest, getenv, stdout)
+	case "dev-db-url":
+		return devDBURL(ctx, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// serveOptions are what dev adds to a plain serve.
+type serveOptions struct {
+	// introspection allows schema introspection for every caller.
+	introspection bool
+	// mount adds routes (the simulator in dev).
+	mount func(mux *http.ServeMux)
+	// ready is called with the listening address once the server accepts
+	// connections.
+	ready func(addr string)
+}
+
+// serve runs the server until ctx is cancelled, then shuts down in reverse
+// order: HTTP drain → River stop → pool close.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) error {
+	// Pool.
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := db.CheckMigrated(ctx, pool); err != nil {
+		return err
+	}
+
+	// Stores.
+	sealer, err := auth.NewSealer(cfg.SecretKey, cfg.OldSecretKeys...)
+	if err != nil {
+		return err
+	}
+	queries := db.New(pool)
+
+	// River.
+	riverClient, err := jobs.NewClient(pool, jobs.Config{MaxWorkers: cfg.MaxWorkers, Logger: log})
+	if err != nil {
+		return err
+	}
+
+	// GraphQL.
+	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer}
+	m := newMetrics(pool)
+	gql := newGraphQLHandler(cfg, res, m, opts.introspection)
+
+	// HTTP.
+	mux := http.NewServeMux()
+	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(res.AuthMiddleware(gql)))
+	mux.Handle("/graphql", m.instrument("/graphql", api))
+	playground.Mount(mux, "/graphql")
+	mux.HandleFunc("GET /livez", livez)
+	mux.Handle("GET /readyz", readyz(pool))
+	mux.Handle("GET /metrics", m.handler())
+	if opts.mount != nil {
+		opts.mount(mux)
+	}
+	srv := &http.Server{
+		Handler:           withRequestID(log, mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: subscriptions (WebSocket, SSE) stay open for as
+		// long as an import runs; withTimeout bounds ordinary requests.
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("error listening on %s: %w", cfg.Addr, err)
+	}
+	log.Info("crmhub serving", "addr", ln.Addr().String())
+	if opts.ready != nil {
+		opts.ready(ln.Addr().String())
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		log.Error("HTTP server failed", "err", err)
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("error draining HTTP: %w", err))
+		_ = srv.Close()
+	}
+	_ = riverClient
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// withTimeout bounds ordinary requests; subscriptions (WebSocket upgrades
+// and SSE streams) are long-lived by design and keep their own liveness
+// checks.
+func withTimeout(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" || r.Header.Get("Accept") == "text/event-stream" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func openPool(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %w", err)
+	}
+	if pcfg.MaxConns < cfg.DBMaxConns {
+		pcfg.MaxConns = cfg.DBMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("error opening database pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("error connecting to the database (DATABASE_URL): %w", err)
+	}
+	return pool, nil
+}
+
+// withPool runs fn with config, a text logger and a pool for the commands
+// that only need the database.
+func withPool(ctx context.Context, getenv func(string) string, fn func(*Config, *slog.Logger, *pgxpool.Pool) error) error {
+	cfg, err := loadConfig(getenv, "text")
+	if err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is not set: set it to a PostgreSQL URL (or run `crmhub dev-db-url` for a local one)")
+	}
+	log := newLogger(cfg.LogFormat, cfg.LogLevel)
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(cfg, log, pool)
+}
+
+func orgCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: crmhub org create --slug S --name N")
+	}
+	fs := flag.NewFlagSet("org create", flag.ContinueOnError)
+	slug := fs.String("slug", "", "the organization's URL-safe short name (a-z, 0-9, -)")
+	name := fs.String("name", "", "the organization's display name")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *slug == "" || *name == "" {
+		return errors.New("usage: crmhub org create --slug S --name N (both are required)")
+	}
+	return withPool(ctx, getenv, func(_ *Config, _ *slog.Logger, pool *pgxpool.Pool) error {
+		o, err := db.New(pool).OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: *slug, Name: *name})
+		if errors.Is(err, db.ErrConflict) {
+			return fmt.Errorf("an organization with slug %q exists already", *slug)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, resolvers.OrganizationGlobalID(o.ID))
+		return nil
+	})
+}
+
+func tokenCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("usage: crmhub token create --org S --role OWNER|MEMBER [--name N] | --role SUPPORT [--name N]")
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	orgSlug := fs.String("org", "", "the organization's slug (not for SUPPORT)")
+	roleFlag := fs.String("role", "", "OWNER, MEMBER or SUPPORT")
+	name := fs.String("name", "", "a label for the token")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	role := auth.Role(*roleFlag)
+	switch {
+	case !role.Valid():
+		return errors.New("--role must be OWNER, MEMBER or SUPPORT")
+	case role == auth.RoleSupport && *orgSlug != "":
+		return errors.New("a SUPPORT token belongs to no organization: leave out --org")
+	case role != auth.RoleSupport && *orgSlug == "":
+		return errors.New("--org is required for OWNER and MEMBER tokens")
+	}
+	return withPool(ctx, getenv, func(_ *Config, _ *slog.Logger, pool *pgxpool.Pool) error {
+		q := db.New(pool)
+		var orgID *int64
+		if role != auth.RoleSupport {
+			o, err := q.OrganizationGetBySlug(ctx, *orgSlug)
+			if errors.Is(err, db.ErrNotFound) {
+				return fmt.Errorf("no organization with slug %q", *orgSlug)
+			}
+			if err != nil {
+				return err
+			}
+			orgID = &o.ID
+		}
+		label := *name
+		if label == "" {
+			label = string(role) + " token"
+		}
+		token, _, err := resolvers.CreateToken(ctx, q, orgID, label, role)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, token)
+		return nil
+	})
+}
+
