@@ -8,7 +8,7 @@ import { createGraphiQLFetcher } from '@graphiql/toolkit';
 import { GraphiQL } from 'graphiql';
 import { parse } from 'graphql';
 import { setNonce } from 'get-nonce';
-import { createElement } from 'react';
+import { createElement, useCallback, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import './playground.css';
@@ -34,12 +34,12 @@ const defaultHeaders = JSON.stringify({ Authorization: 'Bearer ' }, null, 2);
 
 const defaultQuery = `# crmhub GraphQL Playground
 #
-# Put your API token in the Headers tab below:
+# Put your API token in the Headers tab:
 #   {"Authorization": "Bearer chub_..."}
-# Subscriptions (importProgress, importRunsUpdated) run over a WebSocket
-# (graphql-transport-ws) and send the same headers in connection_init.
+# Subscriptions (importProgress) use a
+# WebSocket and send the same headers.
 #
-# Run a query with Ctrl-Enter (Cmd-Enter on a Mac).
+# Run: Ctrl-Enter (Cmd-Enter on a Mac).
 
 {
   viewer {
@@ -89,17 +89,71 @@ function withDocument(params, opts) {
   }
 }
 
-function crmhubFetcher(params, opts = {}) {
-  return fetcher(params, withDocument(params, { ...opts, headers: dropEmptyBearer(opts.headers) }));
+// newFetcher returns a fetcher with a new identity. GraphiQL fetches the
+// schema again whenever its fetcher changes; Playground uses that to reload
+// the schema (docs, autocompletion) once a token is pasted, since crmhub
+// answers introspection only to an authenticated caller.
+function newFetcher() {
+  return (params, opts = {}) => {
+    const headers = opts.headers ?? (params.operationName === 'IntrospectionQuery' ? storedHeaders() : undefined);
+    return fetcher(params, withDocument(params, { ...opts, headers: dropEmptyBearer(headers) }));
+  };
 }
 
-createRoot(root).render(
-  createElement(GraphiQL, {
-    fetcher: crmhubFetcher,
+// storedHeaders returns the headers GraphiQL saved in localStorage. GraphiQL
+// fetches the schema on load before its headers editor exists, so without
+// them a reload would ask crmhub for the schema with no token.
+function storedHeaders() {
+  try {
+    const text = window.localStorage.getItem('graphiql:headers');
+    const headers = text ? JSON.parse(text) : undefined;
+    return headers && typeof headers === 'object' ? headers : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// authorizationOf returns the Authorization value in the headers editor's
+// text, or null while the text is not valid JSON.
+function authorizationOf(text) {
+  try {
+    const headers = JSON.parse(text || '{}');
+    const name = Object.keys(headers).find((k) => k.toLowerCase() === 'authorization');
+    return name ? String(headers[name]) : '';
+  } catch {
+    return null;
+  }
+}
+
+function Playground() {
+  const [state, setState] = useState(() => ({ auth: undefined, fetcher: newFetcher() }));
+  const timer = useRef(0);
+  const onEditHeaders = useCallback((text) => {
+    clearTimeout(timer.current);
+    timer.current = setTimeout(() => {
+      const auth = authorizationOf(text);
+      setState((prev) => {
+        if (auth === null || auth === prev.auth) {
+          return prev;
+        }
+        // A bare "Bearer " template is not sent, so the schema it would get
+        // is the one already shown.
+        const sent = !/^\s*bearer\s*$/i.test(auth);
+        return { auth, fetcher: sent ? newFetcher() : prev.fetcher };
+      });
+    }, 500);
+  }, []);
+  useEffect(() => () => clearTimeout(timer.current), []);
+
+  return createElement(GraphiQL, {
+    fetcher: state.fetcher,
     defaultQuery,
     defaultHeaders,
     shouldPersistHeaders: true,
     isHeadersEditorEnabled: true,
     defaultEditorToolsVisibility: 'headers',
-  }),
-);
+    onEditHeaders,
+  });
+}
+
+createRoot(root).render(createElement(Playground));
