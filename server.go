@@ -20,7 +20,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/wedsync/crmhub/auth"
 	"github.com/wedsync/crmhub/db"
@@ -102,30 +104,42 @@ type serveOptions struct {
 	ready func(addr string)
 }
 
-// serve runs the server until ctx is cancelled, then shuts down in reverse
-// order: HTTP drain → River stop → pool close.
-func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) error {
+// app is the wired program: everything serve runs, without the listener, so
+// tests drive the real handler.
+type app struct {
+	pool    *pgxpool.Pool
+	river   *river.Client[pgx.Tx]
+	handler http.Handler
+}
+
+// newApp wires the program in one readable sequence:
+// config → pool → stores → River → GraphQL → HTTP.
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) (_ *app, err error) {
 	// Pool.
 	pool, err := openPool(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer pool.Close()
+	defer func() {
+		if err != nil {
+			pool.Close()
+		}
+	}()
 	if err := db.CheckMigrated(ctx, pool); err != nil {
-		return err
+		return nil, err
 	}
 
 	// Stores.
 	sealer, err := auth.NewSealer(cfg.SecretKey, cfg.OldSecretKeys...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	queries := db.New(pool)
 
 	// River.
 	riverClient, err := jobs.NewClient(pool, jobs.Config{MaxWorkers: cfg.MaxWorkers, Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	// GraphQL.
@@ -144,8 +158,20 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	if opts.mount != nil {
 		opts.mount(mux)
 	}
+	return &app{pool: pool, river: riverClient, handler: withRequestID(log, mux)}, nil
+}
+
+// serve runs the server until ctx is cancelled, then shuts down in reverse
+// order: HTTP drain → River stop → pool close.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) error {
+	a, err := newApp(ctx, cfg, log, opts)
+	if err != nil {
+		return err
+	}
+	defer a.pool.Close()
+
 	srv := &http.Server{
-		Handler:           withRequestID(log, mux),
+		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No WriteTimeout: subscriptions (WebSocket, SSE) stay open for as
 		// long as an import runs; withTimeout bounds ordinary requests.
@@ -178,7 +204,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 		errs = append(errs, fmt.Errorf("error draining HTTP: %w", err))
 		_ = srv.Close()
 	}
-	_ = riverClient
+	_ = a.river
 	log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -309,4 +335,3 @@ func tokenCommand(ctx context.Context, args []string, getenv func(string) string
 		return nil
 	})
 }
-

@@ -2,11 +2,14 @@ package db
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,4 +154,25 @@ func CheckMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 		return ErrNotMigrated
 	}
 	return nil
+}
+
+// SchemaFingerprint is a hash of every embedded migration: it changes when
+// the schema does, so tests can keep a template database per schema.
+func SchemaFingerprint() string {
+	h := sha256.New()
+	migrations, _ := loadMigrations()
+	for _, m := range migrations {
+		h.Write([]byte(m.name))
+		h.Write([]byte(m.sql))
+	}
+	// River's version is part of it too: a River upgrade brings new River
+	// migrations.
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/riverqueue/river" {
+				h.Write([]byte(dep.Version))
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

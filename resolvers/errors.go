@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -63,10 +64,13 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, context.DeadlineExceeded):
 			setCode(gqlErr, CodeInternal)
 			gqlErr.Message = "the request took too long"
-		case hasCode(gqlErr):
-			// Parser, validator and input-coercion errors from gqlgen: the
-			// message is about the query itself and safe to show.
+		case hasCode(gqlErr) || gqlErr.Err == nil:
+			// gqlgen's own errors (an unreadable body, a query that does not
+			// parse or validate, a variable of the wrong type) carry no Go
+			// error inside: the message is about the request itself and safe
+			// to show, shortened since some echo the body.
 			normaliseCode(gqlErr)
+			gqlErr.Message = truncate(gqlErr.Message, 300)
 		default:
 			log.ErrorContext(ctx, "resolver error", "err", err, "path", gqlErr.Path.String())
 			setCode(gqlErr, CodeInternal)
@@ -96,4 +100,11 @@ func setCode(e *gqlerror.Error, code string) {
 		e.Extensions = map[string]any{}
 	}
 	e.Extensions["code"] = code
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
