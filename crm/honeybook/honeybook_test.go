@@ -2,6 +2,7 @@ package honeybook_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -130,6 +131,7 @@ func TestFullRead(t *testing.T) {
 			if n > 0 {
 				c := r.clients[0]
 				require.NotEmpty(t, c.FirstName)
+				require.True(t, json.Valid(c.Raw))
 				require.NotEmpty(t, c.PartnerFirstName)
 				require.NotEmpty(t, c.EmailNormalized)
 				require.Regexp(t, `^\+1\d{10}$`, c.Phone)

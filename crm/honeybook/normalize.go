@@ -170,11 +170,20 @@ func (c *Connector) members(ctx context.Context, workspaceID string) (members, e
 // normalize maps a project, its workspace and members to a client. A
 // non-empty reason means the record is rejected.
 func (c *Connector) normalize(pr project, ws workspace, m members) (crm.Client, string) {
-	rawJSON, _ := json.Marshal(struct {
-		Project   json.RawMessage   `json:"project"`
-		Workspace json.RawMessage   `json:"workspace,omitempty"`
-		Members   []json.RawMessage `json:"members"`
-	}{pr.raw, ws.raw, m.raw})
+	// The parts are valid JSON already: join them without re-encoding.
+	rawJSON := make([]byte, 0, len(pr.raw)+len(ws.raw)+64+len(m.raw)*512)
+	rawJSON = append(append(rawJSON, `{"project":`...), pr.raw...)
+	if len(ws.raw) > 0 {
+		rawJSON = append(append(rawJSON, `,"workspace":`...), ws.raw...)
+	}
+	rawJSON = append(rawJSON, `,"members":[`...)
+	for n, r := range m.raw {
+		if n > 0 {
+			rawJSON = append(rawJSON, ',')
+		}
+		rawJSON = append(rawJSON, r...)
+	}
+	rawJSON = append(rawJSON, "]}"...)
 	cl := crm.Client{ExternalID: pr.ID, Venue: strings.TrimSpace(pr.ProjectLocation), JobType: pr.ProjectTypeID,
 		LeadSource: strings.TrimSpace(pr.LeadSourceOpenText), Raw: rawJSON}
 	if m.denied {

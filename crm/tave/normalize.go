@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/wedsync/crmhub/crm"
 )
 
@@ -119,8 +121,17 @@ func (c *Connector) join(ctx context.Context, jobs []job) (crm.Page, error) {
 	for i, j := range jobs {
 		jobIDs[i] = j.ID
 	}
-	links, err := c.listByIDs(ctx, "/job-contact", "jobId", jobIDs)
+	// Events do not depend on contacts: read them alongside.
+	var eventItems []json.RawMessage
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		eventItems, err = c.listByIDs(gctx, "/event", "jobId", jobIDs)
+		return err
+	})
+	links, err := c.listByIDs(gctx, "/job-contact", "jobId", jobIDs)
 	if err != nil {
+		_ = g.Wait()
 		return p, err
 	}
 	byJob := map[string][]string{}
@@ -136,7 +147,10 @@ func (c *Connector) join(ctx context.Context, jobs []job) (crm.Page, error) {
 		byJob[l.JobID] = append(byJob[l.JobID], l.ContactID)
 		contactIDs = append(contactIDs, l.ContactID)
 	}
-	contactItems, err := c.listByIDs(ctx, "/address-book", "id", contactIDs)
+	contactItems, err := c.listByIDs(gctx, "/address-book", "id", contactIDs)
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		return p, err
 	}
@@ -147,10 +161,6 @@ func (c *Connector) join(ctx context.Context, jobs []job) (crm.Page, error) {
 			ct.raw = raw
 			contacts[ct.ID] = ct
 		}
-	}
-	eventItems, err := c.listByIDs(ctx, "/event", "jobId", jobIDs)
-	if err != nil {
-		return p, err
 	}
 	events := map[string]event{}
 	for _, raw := range eventItems {
@@ -187,15 +197,20 @@ var stages = map[string]crm.Stage{
 // normalize maps one job and its couple to a client. A non-empty reason
 // means the record is rejected.
 func (c *Connector) normalize(j job, couple []contact, ev event) (crm.Client, string) {
-	raw := struct {
-		Job      json.RawMessage   `json:"job"`
-		Contacts []json.RawMessage `json:"contacts"`
-		Event    json.RawMessage   `json:"event,omitempty"`
-	}{Job: j.raw, Event: ev.raw}
-	for _, ct := range couple {
-		raw.Contacts = append(raw.Contacts, ct.raw)
+	// The parts are valid JSON already: join them without re-encoding.
+	rawJSON := make([]byte, 0, len(j.raw)+len(ev.raw)+64+len(couple)*1024)
+	rawJSON = append(append(append(rawJSON, `{"job":`...), j.raw...), `,"contacts":[`...)
+	for n, ct := range couple {
+		if n > 0 {
+			rawJSON = append(rawJSON, ',')
+		}
+		rawJSON = append(rawJSON, ct.raw...)
 	}
-	rawJSON, _ := json.Marshal(raw)
+	rawJSON = append(rawJSON, ']')
+	if len(ev.raw) > 0 {
+		rawJSON = append(append(rawJSON, `,"event":`...), ev.raw...)
+	}
+	rawJSON = append(rawJSON, '}')
 	cl := crm.Client{ExternalID: j.ID, JobType: j.JobTypeName, LeadSource: j.LeadSourceName, Raw: rawJSON}
 	var primary, partner contact
 	if len(couple) > 0 {

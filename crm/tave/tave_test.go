@@ -2,6 +2,7 @@ package tave_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"strconv"
 	"sync"
@@ -123,6 +124,7 @@ func TestFullRead(t *testing.T) {
 			if n > 0 {
 				c := r.clients[0]
 				require.NotEmpty(t, c.FirstName)
+				require.True(t, json.Valid(c.Raw))
 				require.NotEmpty(t, c.PartnerFirstName)
 				require.NotEmpty(t, c.EmailNormalized)
 				require.Regexp(t, `^\+1\d{10}$`, c.Phone)
