@@ -46,6 +46,20 @@ type Config struct {
 	AllowedOrigins []string
 	// DBMaxConns is the pool size (CRMHUB_DB_MAX_CONNS). Defaults to 40.
 	DBMaxConns int32
+	// ImportSlice is how long one execution of an import job reads before it
+	// hands the run back to the queue to continue from its checkpoint
+	// (CRMHUB_IMPORT_SLICE). River's job timeout is three slices. Defaults
+	// to 20 seconds.
+	ImportSlice time.Duration
+	// RescueStuckJobsAfter is how long a job may run before River takes its
+	// node for dead and works it again (CRMHUB_RESCUE_STUCK_JOBS_AFTER).
+	// Defaults to three slices plus 15 seconds (75 seconds).
+	RescueStuckJobsAfter time.Duration
+	// CRMRequestsPerMinute overrides the connectors' client-side rate limit
+	// per integration (CRMHUB_CRM_REQUESTS_PER_MINUTE): 0 keeps each
+	// provider's (Tave 100, HoneyBook 300), -1 turns it off. Defaults to 0
+	// in serve and -1 in dev, whose CRMs are the local simulator.
+	CRMRequestsPerMinute int
 }
 
 // Defaults of Config.
@@ -103,11 +117,14 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 		}
 	}
 	intVar("CRMHUB_MAX_WORKERS", &c.MaxWorkers, 1, 10000)
+	intVar("CRMHUB_CRM_REQUESTS_PER_MINUTE", &c.CRMRequestsPerMinute, -1, 1000000)
 	maxConns := int(c.DBMaxConns)
 	intVar("CRMHUB_DB_MAX_CONNS", &maxConns, 4, 10000)
 	c.DBMaxConns = int32(maxConns)
 	durVar("CRMHUB_REQUEST_TIMEOUT", &c.RequestTimeout)
 	durVar("CRMHUB_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	durVar("CRMHUB_IMPORT_SLICE", &c.ImportSlice)
+	durVar("CRMHUB_RESCUE_STUCK_JOBS_AFTER", &c.RescueStuckJobsAfter)
 	return c, errors.Join(errs...)
 }
 

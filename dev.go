@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wedsync/crmhub/auth"
+	"github.com/wedsync/crmhub/crm/crmsim"
 	"github.com/wedsync/crmhub/db"
 	"github.com/wedsync/crmhub/db/bootstrap"
 	"github.com/wedsync/crmhub/resolvers"
@@ -52,6 +53,9 @@ func dev(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	log := slog.New(logHandler{newLogger(cfg.LogFormat, cfg.LogLevel).Handler()})
+	if getenv("CRMHUB_CRM_REQUESTS_PER_MINUTE") == "" {
+		cfg.CRMRequestsPerMinute = -1 // The demo CRMs are the local simulator.
+	}
 
 	res, err := bootstrap.Ensure(ctx, log, bootstrap.Config{
 		DatabaseURL: cfg.DatabaseURL,
@@ -79,7 +83,12 @@ func dev(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		pool.Close()
 		return err
 	}
-	seed, err := seedDemo(ctx, pool)
+	sealer, err := auth.NewSealer(cfg.SecretKey, cfg.OldSecretKeys...)
+	if err != nil {
+		pool.Close()
+		return err
+	}
+	seed, err := seedDemo(ctx, pool, sealer, "http://"+displayAddr(cfg.Addr)+"/sim")
 	pool.Close()
 	if err != nil {
 		return err
@@ -95,7 +104,9 @@ crmhub is running.
   Playground  %[1]s/playground/
   GraphQL     %[1]s/graphql
 
-Demo organization %[2]q. Tokens (paste one into the Playground's headers as {"Authorization": "Bearer …"}):
+Demo organization %[2]q, with a Tave integration (5,000 clients) and a
+HoneyBook integration (2,000) served by the built-in CRM simulator under /sim/.
+Tokens (paste one into the Playground's headers as {"Authorization": "Bearer …"}):
   OWNER    %[3]s
   MEMBER   %[4]s
   SUPPORT  %[5]s
@@ -104,9 +115,15 @@ Try:
   curl -s %[1]s/graphql -H 'Authorization: Bearer %[3]s' \
     -H 'Content-Type: application/json' -d '{"query":"{ viewer { role organization { name } } }"}'
 
+Import from the Playground:
+  { organization { integrations { nodes { id name lastRun { state processed } } } } }
+  mutation { startImport(input: {integrationId: "<id>"}) { run { id state } } }
+
 `, base, seed.OrgName, seed.Tokens[auth.RoleOwner], seed.Tokens[auth.RoleMember], seed.Tokens[auth.RoleSupport])
 		},
-		mount: func(mux *http.ServeMux) {},
+		mount: func(mux *http.ServeMux) {
+			mux.Handle("/sim/", http.StripPrefix("/sim", crmsim.New(crmsim.Config{})))
+		},
 	})
 }
 
@@ -155,13 +172,16 @@ const (
 // seedDemo creates the demo organization and its tokens the first time, and
 // reuses them after; a token that no longer works (revoked, or a database
 // that was reset) is replaced.
-func seedDemo(ctx context.Context, pool *pgxpool.Pool) (*demoSeed, error) {
+func seedDemo(ctx context.Context, pool *pgxpool.Pool, sealer *auth.Sealer, simURL string) (*demoSeed, error) {
 	q := db.New(pool)
 	org, err := q.OrganizationGetBySlug(ctx, demoSlug)
 	if errors.Is(err, db.ErrNotFound) {
 		org, err = q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: demoSlug, Name: demoName})
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := seedDemoIntegrations(ctx, q, sealer, org.ID, simURL); err != nil {
 		return nil, err
 	}
 
@@ -208,4 +228,51 @@ func tokenFits(t *db.APIToken, role auth.Role, orgID int64) bool {
 		return t.OrgID == nil
 	}
 	return t.OrgID != nil && *t.OrgID == orgID
+}
+
+// seedDemoIntegrations gives the demo organization a Tave and a HoneyBook
+// integration served by the built-in simulator. They are created once; later
+// starts only point them at this run's address (and re-seal their
+// credentials, should the dev key have changed).
+func seedDemoIntegrations(ctx context.Context, q *db.Queries, sealer *auth.Sealer, orgID int64, simURL string) error {
+	demos := []struct {
+		provider, name, path string
+		creds                auth.CRMCredentials
+	}{
+		{"TAVE", "Tave (demo, 5,000 clients)", "/tave/api/v2", auth.CRMCredentials{APIKey: "demo-5000"}},
+		{"HONEYBOOK", "HoneyBook (demo, 2,000 clients)", "/honeybook/api/v3", auth.CRMCredentials{ClientID: "demo-2000", ClientSecret: "demo-secret"}},
+	}
+	existing, _, err := q.IntegrationList(ctx, orgID, &db.PageParams{Limit: 100})
+	if err != nil {
+		return err
+	}
+	for _, d := range demos {
+		base := simURL + d.path
+		sealed, keyID, err := sealer.SealCredentials(orgID, &d.creds)
+		if err != nil {
+			return err
+		}
+		hint := d.creds.Hint()
+		var found *db.Integration
+		for _, e := range existing {
+			if e.Provider == d.provider && e.Name == d.name {
+				found = e
+			}
+		}
+		if found == nil {
+			_, err = q.IntegrationCreate(ctx, &db.IntegrationCreateParams{
+				OrgID: orgID, Provider: d.provider, Name: d.name, BaseURL: &base,
+				CredentialsSealed: sealed, CredentialsKeyID: &keyID, CredentialHint: &hint,
+			})
+		} else {
+			_, err = q.IntegrationUpdate(ctx, &db.IntegrationUpdateParams{
+				OrgID: orgID, ID: found.ID, BaseURL: &base,
+				CredentialsSealed: sealed, CredentialsKeyID: &keyID, CredentialHint: &hint,
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("error seeding demo integration %q: %w", d.name, err)
+		}
+	}
+	return nil
 }

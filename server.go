@@ -51,6 +51,7 @@ commands:
   token create --org S --role OWNER|MEMBER [--name N]
   token create --role SUPPORT [--name N]
                                      print a new API token, alone, on stdout
+  sim --addr HOST:PORT               the CRM simulator (Tave and HoneyBook) on its own
   dev-db-url                         print a PostgreSQL URL that answers, starting one if needed
 `
 
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return orgCommand(ctx, rest, getenv, stdout)
 	case "token":
 		return tokenCommand(ctx, rest, getenv, stdout)
+	case "sim":
+		return simCommand(ctx, rest, stderr)
 	case "dev-db-url":
 		return devDBURL(ctx, getenv, stdout, stderr)
 	case "help", "-h", "--help":
@@ -102,6 +105,9 @@ type serveOptions struct {
 	// ready is called with the listening address once the server accepts
 	// connections.
 	ready func(addr string)
+	// connectorFunc overrides how import connectors are built (tests tune
+	// their HTTP retries); nil uses the real ones.
+	connectorFunc jobs.ConnectorFunc
 }
 
 // app is the wired program: everything serve runs, without the listener, so
@@ -137,13 +143,21 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	queries := db.New(pool)
 
 	// River.
-	riverClient, err := jobs.NewClient(pool, jobs.Config{MaxWorkers: cfg.MaxWorkers, Logger: log})
+	connectors := opts.connectorFunc
+	if connectors == nil {
+		connectors = jobs.NewConnector(jobs.ConnectorOptions{RequestsPerMinute: cfg.CRMRequestsPerMinute})
+	}
+	riverClient, err := jobs.NewClient(pool, jobs.Config{
+		MaxWorkers: cfg.MaxWorkers, Work: true, Sealer: sealer, Slice: cfg.ImportSlice,
+		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter, ConnectorFunc: connectors, Logger: log,
+	})
 	if err != nil {
 		return nil, err
 	}
+	imports := &jobs.Imports{Pool: pool, Queries: queries, River: riverClient}
 
 	// GraphQL.
-	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer}
+	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports}
 	m := newMetrics(pool)
 	gql := newGraphQLHandler(cfg, res, m, opts.introspection)
 
@@ -183,6 +197,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	if err != nil {
 		return fmt.Errorf("error listening on %s: %w", cfg.Addr, err)
 	}
+	// River starts once the address is ours, so a second copy of the server
+	// on a busy port fails before it works any job.
+	if err := a.river.Start(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("error starting River: %w", err)
+	}
 	log.Info("crmhub serving", "addr", ln.Addr().String())
 	if opts.ready != nil {
 		opts.ready(ln.Addr().String())
@@ -204,7 +224,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 		errs = append(errs, fmt.Errorf("error draining HTTP: %w", err))
 		_ = srv.Close()
 	}
-	_ = a.river
+	// River: stop fetching, let running jobs finish their page (an import
+	// snoozes at its next page boundary), and give up at the deadline —
+	// what was committed is safe either way.
+	if err := a.river.Stop(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("error stopping River: %w", err))
+	}
 	log.Info("stopped")
 	return errors.Join(errs...)
 }

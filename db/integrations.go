@@ -212,3 +212,21 @@ func (q *Queries) IntegrationGetByIDAnyOrgIncludingDeleted(ctx context.Context, 
 	}
 	return i, nil
 }
+
+// IntegrationListDueForSync returns up to limit API integrations with
+// auto-sync on whose last sync is older than their interval and that have no
+// active run.
+func (q *Queries) IntegrationListDueForSync(ctx context.Context, limit int) ([]*Integration, error) {
+	rows, err := q.exec.Query(ctx, `
+		SELECT `+integrationColumns+` FROM integrations i
+		WHERE auto_sync_minutes IS NOT NULL AND deleted_at IS NULL AND status = 'ACTIVE'
+			AND provider IN ('TAVE', 'HONEYBOOK')
+			AND (last_synced_at IS NULL OR last_synced_at < now() - make_interval(mins => auto_sync_minutes))
+			AND NOT EXISTS (SELECT 1 FROM import_runs r WHERE r.integration_id = i.id AND r.state IN ('QUEUED', 'RUNNING', 'RETRYING'))
+		ORDER BY last_synced_at NULLS FIRST
+		LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("error listing integrations due for sync: %w", err)
+	}
+	return collect(rows, scanIntegration)
+}

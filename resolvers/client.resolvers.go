@@ -7,7 +7,6 @@ package resolvers
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/wedsync/crmhub/db"
@@ -50,33 +49,13 @@ func (r *clientConnectionResolver) TotalCount(ctx context.Context, obj *model.Cl
 	return obj.CountFunc(ctx)
 }
 
-// Client returns graph.ClientResolver implementation.
 func (r *Resolver) Client() graph.ClientResolver { return &clientResolver{r} }
 
-// ClientConnection returns graph.ClientConnectionResolver implementation.
 func (r *Resolver) ClientConnection() graph.ClientConnectionResolver {
 	return &clientConnectionResolver{r}
 }
 
-type clientResolver struct{ *Resolver }
-type clientConnectionResolver struct{ *Resolver }
-
-// DisplayName writes a couple's names as a person would: "Emma Clarke &
-// James Okafor", "Emma & James Clarke" when they share a last name, or the
-// email when there is no name at all.
-func DisplayName(c *db.Client) string {
-	one := strings.TrimSpace(c.FirstName + " " + c.LastName)
-	two := strings.TrimSpace(c.PartnerFirstName + " " + c.PartnerLastName)
-	switch {
-	case one != "" && two != "" && c.LastName != "" && c.LastName == c.PartnerLastName:
-		return c.FirstName + " & " + c.PartnerFirstName + " " + c.LastName
-	case one != "" && two != "":
-		return one + " & " + two
-	case one != "":
-		return one
-	case two != "":
-		return two
-	default:
-		return c.Email
-	}
-}
+type (
+	clientResolver           struct{ *Resolver }
+	clientConnectionResolver struct{ *Resolver }
+)

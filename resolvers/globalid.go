@@ -14,6 +14,7 @@ const (
 	typeIntegration  = "Integration"
 	typeClient       = "Client"
 	typeAPIToken     = "ApiToken"
+	typeImportRun    = "ImportRun"
 )
 
 func globalID(typ string, id int64) string {

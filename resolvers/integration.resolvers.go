@@ -8,8 +8,7 @@ package resolvers
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5"
-
+	pgx "github.com/jackc/pgx/v5"
 	"github.com/wedsync/crmhub/db"
 	"github.com/wedsync/crmhub/graph"
 	"github.com/wedsync/crmhub/graph/model"
@@ -33,6 +32,13 @@ func (r *integrationResolver) Status(ctx context.Context, obj *db.Integration) (
 
 func (r *integrationResolver) CredentialsSet(ctx context.Context, obj *db.Integration) (bool, error) {
 	return len(obj.CredentialsSealed) > 0, nil
+}
+
+func (r *integrationResolver) LastRun(ctx context.Context, obj *db.Integration) (*db.ImportRun, error) {
+	if obj.LastRunID == nil {
+		return nil, nil
+	}
+	return r.Queries.ImportRunGetByID(ctx, obj.OrgID, *obj.LastRunID)
 }
 
 func (r *integrationConnectionResolver) TotalCount(ctx context.Context, obj *model.IntegrationConnection) (int, error) {
@@ -147,13 +153,13 @@ func (r *mutationResolver) DeleteIntegration(ctx context.Context, input model.De
 	return &model.DeleteIntegrationPayload{DeletedIntegrationID: input.ID}, nil
 }
 
-// Integration returns graph.IntegrationResolver implementation.
 func (r *Resolver) Integration() graph.IntegrationResolver { return &integrationResolver{r} }
 
-// IntegrationConnection returns graph.IntegrationConnectionResolver implementation.
 func (r *Resolver) IntegrationConnection() graph.IntegrationConnectionResolver {
 	return &integrationConnectionResolver{r}
 }
 
-type integrationResolver struct{ *Resolver }
-type integrationConnectionResolver struct{ *Resolver }
+type (
+	integrationResolver           struct{ *Resolver }
+	integrationConnectionResolver struct{ *Resolver }
+)

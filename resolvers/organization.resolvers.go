@@ -63,6 +63,42 @@ func (r *organizationResolver) Clients(ctx context.Context, obj *db.Organization
 	return conn, nil
 }
 
+func (r *organizationResolver) ImportRuns(ctx context.Context, obj *db.Organization, first *int, after *string, network *model.NetworkQuality, filter *model.ImportRunFilter) (*model.ImportRunConnection, error) {
+	if _, err := readableOrg(ctx, obj.ID); err != nil {
+		return nil, err
+	}
+	req, err := decidePage(ctx, first, nil, after, nil, network)
+	if err != nil {
+		return nil, err
+	}
+	f := &db.ImportRunFilter{}
+	if filter != nil {
+		for _, s := range filter.State {
+			f.States = append(f.States, string(s))
+		}
+		if filter.IntegrationID != nil {
+			id, err := parseTypedID(*filter.IntegrationID, typeIntegration)
+			if err != nil {
+				return nil, err
+			}
+			f.IntegrationID = &id
+		}
+	}
+	rows, res, err := r.Queries.ImportRunList(ctx, obj.ID, f, &req.params)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.ImportRunConnection{
+		Nodes: rows, PageSize: req.params.Limit, Network: req.network,
+		PageInfo:  pageInfo(res, rows, func(run *db.ImportRun) int64 { return run.ID }),
+		CountFunc: func(ctx context.Context) (int, error) { return r.Queries.ImportRunCount(ctx, obj.ID, f) },
+	}
+	for _, row := range rows {
+		conn.Edges = append(conn.Edges, &model.ImportRunEdge{Cursor: encodeCursor(row.ID), Node: row})
+	}
+	return conn, nil
+}
+
 func (r *organizationResolver) APITokens(ctx context.Context, obj *db.Organization, first *int, after *string, network *model.NetworkQuality) (*model.APITokenConnection, error) {
 	if _, err := readableOrg(ctx, obj.ID); err != nil {
 		return nil, err
@@ -89,7 +125,6 @@ func (r *organizationResolver) APITokens(ctx context.Context, obj *db.Organizati
 	return conn, nil
 }
 
-// Organization returns graph.OrganizationResolver implementation.
 func (r *Resolver) Organization() graph.OrganizationResolver { return &organizationResolver{r} }
 
 type organizationResolver struct{ *Resolver }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wedsync/crmhub/auth"
 	"github.com/wedsync/crmhub/db"
+	"github.com/wedsync/crmhub/jobs"
 )
 
 // Resolver holds the dependencies of every resolver. It is built once at
@@ -19,4 +20,5 @@ type Resolver struct {
 	Pool    *pgxpool.Pool
 	Queries *db.Queries
 	Sealer  *auth.Sealer
+	Imports *jobs.Imports
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/wedsync/crmhub/auth"
 	"github.com/wedsync/crmhub/db"
 	"github.com/wedsync/crmhub/graph"
 	"github.com/wedsync/crmhub/graph/model"
@@ -65,47 +64,11 @@ func (r *queryResolver) Node(ctx context.Context, id string) (model.Node, error)
 	return node, err
 }
 
-// loadNode loads a node the principal may read. Rows are looked up by id
-// alone and then checked against the caller's access, so another
-// organization's row answers exactly like a missing one.
-func (r *queryResolver) loadNode(ctx context.Context, p *auth.Principal, typ string, id int64) (model.Node, error) {
-	switch typ {
-	case typeOrganization:
-		if !p.CanRead(id) {
-			return nil, db.ErrNotFound
-		}
-		return r.Queries.OrganizationGetByID(ctx, id)
-	case typeIntegration:
-		return loadOwned(ctx, p, id, r.Queries.IntegrationGetByIDAnyOrg, func(i *db.Integration) int64 { return i.OrgID })
-	case typeClient:
-		return loadOwned(ctx, p, id, r.Queries.ClientGetByIDAnyOrg, func(c *db.Client) int64 { return c.OrgID })
-	case typeAPIToken:
-		if p.Role != auth.RoleOwner {
-			return nil, db.ErrNotFound
-		}
-		return r.Queries.APITokenGetByID(ctx, p.OrgID, id)
-	}
-	return nil, db.ErrNotFound
-}
-
-// loadOwned loads a row by id and hides it unless the principal may read its
-// organization.
-func loadOwned[T any](ctx context.Context, p *auth.Principal, id int64, get func(context.Context, int64) (T, error), org func(T) int64) (model.Node, error) {
-	row, err := get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if !p.CanRead(org(row)) {
-		return nil, db.ErrNotFound
-	}
-	return row, nil
-}
-
-// Mutation returns graph.MutationResolver implementation.
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
-// Query returns graph.QueryResolver implementation.
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
-type mutationResolver struct{ *Resolver }
-type queryResolver struct{ *Resolver }
+type (
+	mutationResolver struct{ *Resolver }
+	queryResolver    struct{ *Resolver }
+)

@@ -63,13 +63,13 @@ func (r *mutationResolver) RevokeAPIToken(ctx context.Context, input model.Revok
 	return &model.RevokeAPITokenPayload{APIToken: t}, nil
 }
 
-// ApiToken returns graph.ApiTokenResolver implementation.
 func (r *Resolver) ApiToken() graph.ApiTokenResolver { return &apiTokenResolver{r} }
 
-// ApiTokenConnection returns graph.ApiTokenConnectionResolver implementation.
 func (r *Resolver) ApiTokenConnection() graph.ApiTokenConnectionResolver {
 	return &apiTokenConnectionResolver{r}
 }
 
-type apiTokenResolver struct{ *Resolver }
-type apiTokenConnectionResolver struct{ *Resolver }
+type (
+	apiTokenResolver           struct{ *Resolver }
+	apiTokenConnectionResolver struct{ *Resolver }
+)

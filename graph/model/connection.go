@@ -57,3 +57,35 @@ type APITokenEdge struct {
 	Cursor string
 	Node   *db.APIToken
 }
+
+// ImportRunConnection is a page of import runs.
+type ImportRunConnection struct {
+	Edges     []*ImportRunEdge
+	Nodes     []*db.ImportRun
+	PageInfo  *PageInfo
+	PageSize  int
+	Network   NetworkQuality
+	CountFunc CountFunc
+}
+
+// ImportRunEdge is one run with its cursor.
+type ImportRunEdge struct {
+	Cursor string
+	Node   *db.ImportRun
+}
+
+// ImportRejectConnection is a page of an import's rejects.
+type ImportRejectConnection struct {
+	Edges     []*ImportRejectEdge
+	Nodes     []*db.ImportReject
+	PageInfo  *PageInfo
+	PageSize  int
+	Network   NetworkQuality
+	CountFunc CountFunc
+}
+
+// ImportRejectEdge is one reject with its cursor.
+type ImportRejectEdge struct {
+	Cursor string
+	Node   *db.ImportReject
+}

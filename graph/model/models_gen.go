@@ -12,6 +12,20 @@ import (
 	"github.com/wedsync/crmhub/db"
 )
 
+type CancelImportInput struct {
+	ID string `json:"id"`
+}
+
+type CancelImportPayload struct {
+	Run *db.ImportRun `json:"run"`
+}
+
+// Which CSV column holds a client field. Fields: externalId, firstName, lastName, maidenName, partnerFirstName, partnerLastName, fullName, email, phone, eventDate, venue, jobType, stage, leadSource, bookingValue, guestCount, createdAt.
+type ColumnMappingInput struct {
+	Field  string `json:"field"`
+	Column string `json:"column"`
+}
+
 type CreateAPITokenInput struct {
 	Name string `json:"name"`
 	// OWNER or MEMBER; SUPPORT tokens are made with the crmhub command.
@@ -52,6 +66,26 @@ type DeleteIntegrationPayload struct {
 	DeletedIntegrationID string `json:"deletedIntegrationId"`
 }
 
+type ImportError struct {
+	Code    ImportErrorCode `json:"code"`
+	Message string          `json:"message"`
+}
+
+type ImportFileInput struct {
+	IntegrationID string `json:"integrationId"`
+	// A CSV file, at most 50 MiB.
+	File   graphql.Upload `json:"file"`
+	Format FileFormat     `json:"format"`
+	// Overrides the preset's columns; required for GENERIC_CSV.
+	ColumnMapping  []*ColumnMappingInput `json:"columnMapping,omitempty"`
+	IdempotencyKey *string               `json:"idempotencyKey,omitempty"`
+}
+
+type ImportRunFilter struct {
+	State         []ImportState `json:"state,omitempty"`
+	IntegrationID *string       `json:"integrationId,omitempty"`
+}
+
 type Money struct {
 	// In the currency's minor units (cents).
 	AmountMinor int `json:"amountMinor"`
@@ -73,12 +107,27 @@ type PageInfo struct {
 type Query struct {
 }
 
+type RetryImportInput struct {
+	ID string `json:"id"`
+}
+
 type RevokeAPITokenInput struct {
 	ID string `json:"id"`
 }
 
 type RevokeAPITokenPayload struct {
 	APIToken *db.APIToken `json:"apiToken"`
+}
+
+type StartImportInput struct {
+	IntegrationID string      `json:"integrationId"`
+	Mode          *ImportMode `json:"mode,omitempty"`
+	// Repeat a mutation with the same key (flaky WiFi) and get the same run back.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type StartImportPayload struct {
+	Run *db.ImportRun `json:"run"`
 }
 
 // Fields left out stay as they are; an explicit null clears baseUrl or autoSyncMinutes.
@@ -158,6 +207,257 @@ func (e *ClientStage) UnmarshalJSON(b []byte) error {
 }
 
 func (e ClientStage) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type FileFormat string
+
+const (
+	// HoneyBook's leads report.
+	FileFormatHoneybookLeadsCSV FileFormat = "HONEYBOOK_LEADS_CSV"
+	// HoneyBook's booked clients report.
+	FileFormatHoneybookBookedCSV FileFormat = "HONEYBOOK_BOOKED_CSV"
+	// A Light Blue export (dd/mm/yyyy dates).
+	FileFormatLightblueCSV FileFormat = "LIGHTBLUE_CSV"
+	// Any CSV, with an explicit columnMapping.
+	FileFormatGenericCSV FileFormat = "GENERIC_CSV"
+)
+
+var AllFileFormat = []FileFormat{
+	FileFormatHoneybookLeadsCSV,
+	FileFormatHoneybookBookedCSV,
+	FileFormatLightblueCSV,
+	FileFormatGenericCSV,
+}
+
+func (e FileFormat) IsValid() bool {
+	switch e {
+	case FileFormatHoneybookLeadsCSV, FileFormatHoneybookBookedCSV, FileFormatLightblueCSV, FileFormatGenericCSV:
+		return true
+	}
+	return false
+}
+
+func (e FileFormat) String() string {
+	return string(e)
+}
+
+func (e *FileFormat) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FileFormat(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FileFormat", str)
+	}
+	return nil
+}
+
+func (e FileFormat) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FileFormat) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FileFormat) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ImportErrorCode string
+
+const (
+	// The CRM refused the credentials: update them on the integration.
+	ImportErrorCodeAuthFailed ImportErrorCode = "AUTH_FAILED"
+	// The CRM kept failing or timing out.
+	ImportErrorCodeCrmUnavailable ImportErrorCode = "CRM_UNAVAILABLE"
+	// The file could not be read as the format given.
+	ImportErrorCodeBadFile   ImportErrorCode = "BAD_FILE"
+	ImportErrorCodeCancelled ImportErrorCode = "CANCELLED"
+	ImportErrorCodeInternal  ImportErrorCode = "INTERNAL"
+)
+
+var AllImportErrorCode = []ImportErrorCode{
+	ImportErrorCodeAuthFailed,
+	ImportErrorCodeCrmUnavailable,
+	ImportErrorCodeBadFile,
+	ImportErrorCodeCancelled,
+	ImportErrorCodeInternal,
+}
+
+func (e ImportErrorCode) IsValid() bool {
+	switch e {
+	case ImportErrorCodeAuthFailed, ImportErrorCodeCrmUnavailable, ImportErrorCodeBadFile, ImportErrorCodeCancelled, ImportErrorCodeInternal:
+		return true
+	}
+	return false
+}
+
+func (e ImportErrorCode) String() string {
+	return string(e)
+}
+
+func (e *ImportErrorCode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ImportErrorCode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ImportErrorCode", str)
+	}
+	return nil
+}
+
+func (e ImportErrorCode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ImportErrorCode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ImportErrorCode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ImportMode string
+
+const (
+	// Everything the CRM holds; clients it no longer has are soft-deleted.
+	ImportModeFull ImportMode = "FULL"
+	// Only what changed since the last successful import.
+	ImportModeIncremental ImportMode = "INCREMENTAL"
+	// An uploaded export file.
+	ImportModeFile ImportMode = "FILE"
+)
+
+var AllImportMode = []ImportMode{
+	ImportModeFull,
+	ImportModeIncremental,
+	ImportModeFile,
+}
+
+func (e ImportMode) IsValid() bool {
+	switch e {
+	case ImportModeFull, ImportModeIncremental, ImportModeFile:
+		return true
+	}
+	return false
+}
+
+func (e ImportMode) String() string {
+	return string(e)
+}
+
+func (e *ImportMode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ImportMode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ImportMode", str)
+	}
+	return nil
+}
+
+func (e ImportMode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ImportMode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ImportMode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type ImportState string
+
+const (
+	ImportStateQueued  ImportState = "QUEUED"
+	ImportStateRunning ImportState = "RUNNING"
+	// A transient CRM failure; the import will try again (see attempt and error).
+	ImportStateRetrying  ImportState = "RETRYING"
+	ImportStateSucceeded ImportState = "SUCCEEDED"
+	ImportStateFailed    ImportState = "FAILED"
+	ImportStateCancelled ImportState = "CANCELLED"
+)
+
+var AllImportState = []ImportState{
+	ImportStateQueued,
+	ImportStateRunning,
+	ImportStateRetrying,
+	ImportStateSucceeded,
+	ImportStateFailed,
+	ImportStateCancelled,
+}
+
+func (e ImportState) IsValid() bool {
+	switch e {
+	case ImportStateQueued, ImportStateRunning, ImportStateRetrying, ImportStateSucceeded, ImportStateFailed, ImportStateCancelled:
+		return true
+	}
+	return false
+}
+
+func (e ImportState) String() string {
+	return string(e)
+}
+
+func (e *ImportState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ImportState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ImportState", str)
+	}
+	return nil
+}
+
+func (e ImportState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ImportState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ImportState) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
