@@ -14,13 +14,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wedsync/crmhub/auth"
+	"github.com/wedsync/crmhub/crm"
 	"github.com/wedsync/crmhub/db"
 	"github.com/wedsync/crmhub/db/dbtest"
+	"github.com/wedsync/crmhub/jobs"
 	"github.com/wedsync/crmhub/resolvers"
 )
 
@@ -56,16 +59,45 @@ func testSecretKey() string {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	b, _ := setupApp(t, false)
+	return b
+}
+
+// testHTTPPolicy makes connectors retry fast: the simulator's faults are
+// real, the waits need not be.
+var testHTTPPolicy = crm.HTTPPolicy{
+	Timeout: 2 * time.Second, BackoffMin: 5 * time.Millisecond, BackoffMax: 50 * time.Millisecond, MaxAttempts: 10,
+}
+
+// setupApp starts the app on a database of its own; with work set, River
+// works import jobs too (short slices, fast connector retries).
+func setupApp(t *testing.T, work bool) (*testBundle, *app) {
+	t.Helper()
 	ctx := context.Background()
 	dbURL := dbtest.URL(t)
 	cfg, err := loadConfig(func(string) string { return "" }, "text")
 	require.NoError(t, err)
 	cfg.DatabaseURL = dbURL
 	cfg.SecretKey = testSecretKey()
+	cfg.ImportSlice = 2 * time.Second
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a, err := newApp(ctx, cfg, log, serveOptions{introspection: true})
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	a, err := newApp(ctx, cfg, log, serveOptions{
+		introspection: true,
+		connectorFunc: jobs.NewConnector(jobs.ConnectorOptions{HTTP: testHTTPPolicy, RequestsPerMinute: -1}),
+	})
 	require.NoError(t, err)
 	t.Cleanup(a.pool.Close)
+	if work {
+		require.NoError(t, a.river.Start(ctx))
+		t.Cleanup(func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = a.river.Stop(stopCtx)
+		})
+	}
 	srv := httptest.NewServer(a.handler)
 	t.Cleanup(srv.Close)
 
@@ -84,7 +116,7 @@ func setup(t *testing.T) *testBundle {
 	b.memberA = mk(&b.orgA.ID, auth.RoleMember)
 	b.ownerB = mk(&b.orgB.ID, auth.RoleOwner)
 	b.support = mk(nil, auth.RoleSupport)
-	return b
+	return b, a
 }
 
 // gqlResponse is a GraphQL response with its HTTP status.

@@ -62,6 +62,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given")
 	}
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		cfg, err := loadConfig(getenv, "json")
