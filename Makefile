@@ -21,9 +21,10 @@ test-e2e:
 	bash e2e/install.sh
 	CRMHUB_E2E=1 $(GOTEST) -run '^TestPlaygroundBrowser$$' -v .
 
-## bench: the benchmarks, printed as tables (not part of `make test`).
+## bench: the benchmarks, printed as tables (not part of `make test`; about 20 minutes).
 bench:
 	$(GO) run ./bench/connectors
+	$(GO) run ./bench/imports
 
 ## generate: regenerate gqlgen code after a schema change.
 generate:

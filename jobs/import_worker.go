@@ -203,7 +203,7 @@ func (w *ImportWorker) stream(ctx context.Context, run *db.ImportRun) error {
 		req.Resume = *run.Checkpoint
 	}
 	deadline := time.Now().Add(w.cfg.Slice)
-	return conn.Stream(ctx, req, func(ctx context.Context, page crm.Page) error {
+	return pipelinePages(ctx, conn, req, func(ctx context.Context, page crm.Page) error {
 		err := db.InTx(ctx, w.cfg.Pool, func(tx pgx.Tx) error {
 			_, err := w.queries.WithTx(tx).ImportPageApply(ctx, &db.ImportPageParams{
 				OrgID: run.OrgID, IntegrationID: run.IntegrationID, RunID: run.ID, Page: &page,
@@ -218,6 +218,43 @@ func (w *ImportWorker) stream(ctx context.Context, run *db.ImportRun) error {
 		}
 		return nil
 	})
+}
+
+// prefetchPages is how many pages the connector may read ahead of the page
+// being committed. Reading the next page while the current one commits
+// overlaps the CRM's latency with the database's; the bound keeps memory
+// flat whatever the import's size.
+const prefetchPages = 2
+
+// pipelinePages streams pages from conn on one goroutine and commits them
+// with commit on the caller's, in order. The first error on either side
+// stops both; commit's error wins.
+func pipelinePages(ctx context.Context, conn crm.Connector, req crm.StreamRequest, commit func(context.Context, crm.Page) error) error {
+	readCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan crm.Page, prefetchPages)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		readErr <- conn.Stream(readCtx, req, func(ctx context.Context, p crm.Page) error {
+			select {
+			case pages <- p:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	for p := range pages {
+		if err := commit(ctx, p); err != nil {
+			cancel()
+			for range pages { // Let the reader see the cancel and finish.
+			}
+			<-readErr
+			return err
+		}
+	}
+	return <-readErr
 }
 
 func (w *ImportWorker) finish(ctx context.Context, log *slog.Logger, run *db.ImportRun) error {
