@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -94,7 +95,7 @@ func (q *Queries) ImportRunCreate(ctx context.Context, p *ImportRunCreateParams)
 		ON CONFLICT DO NOTHING
 		RETURNING `+runColumns,
 		p.OrgID, p.IntegrationID, p.Mode, p.IdempotencyKey, p.FileID, p.FileFormat, p.ColumnMapping, p.RequestedBy))
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {

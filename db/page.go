@@ -1,5 +1,7 @@
 package db
 
+import "strconv"
+
 // PageParams selects one page of a keyset-paged list. The list is ordered by
 // id; AfterID and BeforeID are exclusive bounds taken from cursors.
 type PageParams struct {
@@ -23,18 +25,18 @@ func (p *PageParams) keysetClause(idCol string, args []any) (string, []any) {
 	where := ""
 	if p.AfterID != nil {
 		args = append(args, *p.AfterID)
-		where += " AND " + idCol + " > $" + itoa(len(args))
+		where += " AND " + idCol + " > $" + strconv.Itoa(len(args))
 	}
 	if p.BeforeID != nil {
 		args = append(args, *p.BeforeID)
-		where += " AND " + idCol + " < $" + itoa(len(args))
+		where += " AND " + idCol + " < $" + strconv.Itoa(len(args))
 	}
 	dir := "ASC"
 	if p.Backward {
 		dir = "DESC"
 	}
 	args = append(args, p.Limit+1)
-	return where + " ORDER BY " + idCol + " " + dir + " LIMIT $" + itoa(len(args)), args
+	return where + " ORDER BY " + idCol + " " + dir + " LIMIT $" + strconv.Itoa(len(args)), args
 }
 
 // finish trims the extra row fetched to detect more, puts a backward page
@@ -56,12 +58,4 @@ func finish[T any](p *PageParams, rows []T) ([]T, PageResult) {
 		res.HasPrevious = p.AfterID != nil
 	}
 	return rows, res
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
 }

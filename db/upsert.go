@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -150,7 +151,7 @@ func (q *Queries) ImportPageApply(ctx context.Context, p *ImportPageParams) (*Im
 		WHERE id = $1 AND state = 'RUNNING'
 		RETURNING `+runColumns,
 		p.RunID, total, created, updated, totalEstimate, rejected, p.Page.Cursor, p.Page.Watermark))
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		return nil, ErrRunNotRunning
 	}
 	if err != nil {
@@ -236,7 +237,7 @@ func (q *Queries) ImportRunFinish(ctx context.Context, run *ImportRun) (*ImportR
 			updated_at = now(), error_code = NULL, error_message = NULL
 		WHERE id = $1 AND state = 'RUNNING'
 		RETURNING `+runColumns, run.ID, deleted))
-	if err == ErrNotFound {
+	if errors.Is(err, ErrNotFound) {
 		return nil, ErrRunNotRunning
 	}
 	if err != nil {
