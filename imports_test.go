@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wedsync/crmhub/crm/crmsim"
+	"github.com/wedsync/crmhub/jobs"
 )
 
 // importBundle is a working server (River on) beside a CRM simulator.
@@ -397,4 +398,57 @@ func TestImportFile(t *testing.T) {
 		r := b.upload(t, tave, "GENERIC_CSV", "x.csv", []byte("a\n1\n"), []map[string]string{{"field": "email", "column": "a"}})
 		require.Equal(t, "BAD_USER_INPUT", r.code())
 	})
+}
+
+func TestAutoSync(t *testing.T) {
+	t.Parallel()
+	b := setupImports(t, crmsim.Config{})
+	integ := b.integration(t, "TAVE", "demo-300")
+	full := b.wait(t, b.start(t, b.ownerA, integ, "FULL")["id"].(string), time.Minute)
+	require.Equal(t, "SUCCEEDED", full["state"])
+
+	// Turn auto-sync on and make the last sync look old: River's leader runs
+	// the scheduler at start and every minute, and it starts an INCREMENTAL
+	// run.
+	b.mustGQL(t, b.ownerA, `mutation($id: ID!) { updateIntegration(input: {id: $id, autoSyncMinutes: 5}) { integration { autoSyncMinutes } } }`, map[string]any{"id": integ})
+	_, id, err := parseGID(integ)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(context.Background(), "UPDATE integrations SET last_synced_at = now() - interval '6 minutes' WHERE id = $1", id)
+	require.NoError(t, err)
+	_, err = b.app.river.Insert(context.Background(), jobs.SyncSchedulerArgs{}, nil)
+	require.NoError(t, err)
+
+	var auto map[string]any
+	require.Eventually(t, func() bool {
+		data := b.mustGQL(t, b.ownerA, `query($i: ID!) { organization { importRuns(filter: {integrationId: $i}) { nodes { id mode state } } } }`, map[string]any{"i": integ})
+		nodes := dig(data, "organization", "importRuns", "nodes").([]any)
+		if len(nodes) < 2 {
+			return false
+		}
+		auto = nodes[0].(map[string]any)
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, "INCREMENTAL", auto["mode"])
+	require.Equal(t, "SUCCEEDED", b.wait(t, auto["id"].(string), time.Minute)["state"])
+
+	// A second scheduler pass finds nothing due: the sync just happened.
+	_, err = b.app.river.Insert(context.Background(), jobs.SyncSchedulerArgs{}, nil)
+	require.NoError(t, err)
+	time.Sleep(1500 * time.Millisecond)
+	data := b.mustGQL(t, b.ownerA, `query($i: ID!) { organization { importRuns(filter: {integrationId: $i}) { totalCount } } }`, map[string]any{"i": integ})
+	require.Equal(t, 2, num(dig(data, "organization", "importRuns", "totalCount")))
+}
+
+func TestImportFileTooLarge(t *testing.T) {
+	t.Parallel()
+	b := setupImports(t, crmsim.Config{})
+	integ := b.integration(t, "CSV", "")
+	big := bytes.Repeat([]byte("Emma Clarke,emma@example.com\n"), (51<<20)/29)
+	r := b.upload(t, integ, "GENERIC_CSV", "huge.csv", big, []map[string]string{{"field": "fullName", "column": "a"}})
+	require.NotEmpty(t, r.Errors)
+	require.Contains(t, r.Errors[0].Message, "50 MiB")
+	require.Equal(t, "BAD_USER_INPUT", r.code())
+	var files int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM import_files").Scan(&files))
+	require.Zero(t, files, "nothing stored")
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -122,6 +123,9 @@ type app struct {
 	pool    *pgxpool.Pool
 	river   *river.Client[pgx.Tx]
 	handler http.Handler
+	// drain, when called, tells running imports to hand their runs back to
+	// the queue at their next page boundary.
+	drain func()
 }
 
 // newApp wires the program in one readable sequence:
@@ -149,6 +153,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	queries := db.New(pool)
 
 	// River.
+	draining := make(chan struct{})
 	connectors := opts.connectorFunc
 	if connectors == nil {
 		connectors = jobs.NewConnector(jobs.ConnectorOptions{RequestsPerMinute: cfg.CRMRequestsPerMinute})
@@ -156,6 +161,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	riverClient, err := jobs.NewClient(pool, jobs.Config{
 		MaxWorkers: cfg.MaxWorkers, Work: true, Sealer: sealer, Slice: cfg.ImportSlice,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter, ConnectorFunc: connectors, Logger: log,
+		Draining: draining,
 	})
 	if err != nil {
 		return nil, err
@@ -178,7 +184,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	if opts.mount != nil {
 		opts.mount(mux)
 	}
-	return &app{pool: pool, river: riverClient, handler: withRequestID(log, mux)}, nil
+	var drainOnce sync.Once
+	return &app{
+		pool: pool, river: riverClient, handler: withRequestID(log, mux),
+		drain: func() { drainOnce.Do(func() { close(draining) }) },
+	}, nil
 }
 
 // serve runs the server until ctx is cancelled, then shuts down in reverse
@@ -204,8 +214,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 		return fmt.Errorf("error listening on %s: %w", cfg.Addr, err)
 	}
 	// River starts once the address is ours, so a second copy of the server
-	// on a busy port fails before it works any job.
-	if err := a.river.Start(ctx); err != nil {
+	// on a busy port fails before it works any job. Its context is not
+	// cancelled by the signal: cancelling it would cancel running jobs
+	// mid-page; shutdown stops River gracefully instead.
+	if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return fmt.Errorf("error starting River: %w", err)
 	}
@@ -226,15 +238,23 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	// Imports hear of the shutdown first, so they reach a page boundary
+	// while HTTP drains.
+	a.drain()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		errs = append(errs, fmt.Errorf("error draining HTTP: %w", err))
 		_ = srv.Close()
 	}
-	// River: stop fetching, let running jobs finish their page (an import
-	// snoozes at its next page boundary), and give up at the deadline —
+	// River: stop fetching, let running imports commit their page and hand
+	// the run back to the queue, and cancel what is left at the deadline —
 	// what was committed is safe either way.
 	if err := a.river.Stop(shutdownCtx); err != nil {
-		errs = append(errs, fmt.Errorf("error stopping River: %w", err))
+		errs = append(errs, fmt.Errorf("error stopping River gracefully: %w", err))
+		cancelCtx, cancelStop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelStop()
+		if err := a.river.StopAndCancel(cancelCtx); err != nil {
+			errs = append(errs, fmt.Errorf("error stopping River: %w", err))
+		}
 	}
 	log.Info("stopped")
 	return errors.Join(errs...)

@@ -43,6 +43,10 @@ type ImportWorkerConfig struct {
 	Slice time.Duration
 	// Logger receives the worker's logs.
 	Logger *slog.Logger
+	// Draining is closed when the node starts a graceful shutdown: running
+	// imports hand their run back to the queue at the next page boundary,
+	// instead of reading on until the slice ends. Optional.
+	Draining <-chan struct{}
 }
 
 // SliceDefault is the default of ImportWorkerConfig.Slice.
@@ -120,11 +124,13 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 		log.Info("import run was cancelled; stopping")
 		return nil
 	case errors.Is(err, crm.ErrAuth):
-		if ferr := w.fail(ctx, run, "AUTH_FAILED", err); ferr != nil {
-			return ferr
-		}
+		// The integration is marked first, so whoever sees the run FAILED
+		// also sees why on the integration.
 		if ierr := w.queries.IntegrationSetStatus(ctx, run.IntegrationID, "AUTH_FAILED"); ierr != nil {
 			return ierr
+		}
+		if ferr := w.fail(ctx, run, "AUTH_FAILED", err); ferr != nil {
+			return ferr
 		}
 		return river.JobCancel(err)
 	case errors.Is(err, crm.ErrBadFile):
@@ -212,6 +218,11 @@ func (w *ImportWorker) stream(ctx context.Context, run *db.ImportRun) error {
 		})
 		if err != nil {
 			return err
+		}
+		select {
+		case <-w.cfg.Draining:
+			return errSliceDone
+		default:
 		}
 		if time.Now().After(deadline) {
 			return errSliceDone

@@ -41,6 +41,9 @@ type Config struct {
 	RescueStuckJobsAfter time.Duration
 	// Logger receives River's logs, tagged module=river.
 	Logger *slog.Logger
+	// Draining is closed when the node starts a graceful shutdown; see
+	// ImportWorkerConfig.Draining. Optional.
+	Draining <-chan struct{}
 }
 
 // MaxWorkersDefault is the default of Config.MaxWorkers.
@@ -71,6 +74,7 @@ func NewClient(pool *pgxpool.Pool, cfg Config) (*river.Client[pgx.Tx], error) {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, NewImportWorker(ImportWorkerConfig{
 			Pool: pool, Sealer: cfg.Sealer, ConnectorFunc: cfg.ConnectorFunc, Slice: cfg.Slice, Logger: cfg.Logger,
+			Draining: cfg.Draining,
 		}))
 		river.AddWorker(workers, &SyncSchedulerWorker{Pool: pool, Logger: cfg.Logger})
 		rc.Workers = workers
