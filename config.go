@@ -60,15 +60,28 @@ type Config struct {
 	// provider's (Tave 100, HoneyBook 300), -1 turns it off. Defaults to 0
 	// in serve and -1 in dev, whose CRMs are the local simulator.
 	CRMRequestsPerMinute int
+	// KeepAliveInterval is how often subscription connections are pinged
+	// (CRMHUB_KEEPALIVE_INTERVAL): a WebSocket ping frame (and a "ka"
+	// message on the legacy graphql-ws subprotocol), an SSE comment.
+	// Defaults to 10 seconds.
+	KeepAliveInterval time.Duration
+	// KeepAliveTimeout is how long a WebSocket peer has to answer a ping,
+	// or to take a message, before its connection is closed and its
+	// subscriptions freed (CRMHUB_KEEPALIVE_TIMEOUT). A dead phone is
+	// noticed within KeepAliveInterval + KeepAliveTimeout. Defaults to 10
+	// seconds.
+	KeepAliveTimeout time.Duration
 }
 
 // Defaults of Config.
 const (
-	AddrDefault            = ":8080"
-	MaxWorkersDefault      = 25
-	RequestTimeoutDefault  = 30 * time.Second
-	ShutdownTimeoutDefault = 20 * time.Second
-	DBMaxConnsDefault      = 40
+	AddrDefault              = ":8080"
+	MaxWorkersDefault        = 25
+	RequestTimeoutDefault    = 30 * time.Second
+	ShutdownTimeoutDefault   = 20 * time.Second
+	DBMaxConnsDefault        = 40
+	KeepAliveIntervalDefault = 10 * time.Second
+	KeepAliveTimeoutDefault  = 10 * time.Second
 )
 
 // errMissingConfig is what serve says when it cannot start.
@@ -76,16 +89,18 @@ var errMissingConfig = errors.New("missing configuration")
 
 func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, error) {
 	c := &Config{
-		DatabaseURL:     getenv("DATABASE_URL"),
-		Addr:            cmp.Or(getenv("CRMHUB_ADDR"), AddrDefault),
-		SecretKey:       getenv("CRMHUB_SECRET_KEY"),
-		OldSecretKeys:   splitList(getenv("CRMHUB_OLD_SECRET_KEYS")),
-		LogFormat:       cmp.Or(getenv("CRMHUB_LOG_FORMAT"), logFormatDefault),
-		AllowedOrigins:  splitList(getenv("CRMHUB_ALLOWED_ORIGINS")),
-		MaxWorkers:      MaxWorkersDefault,
-		RequestTimeout:  RequestTimeoutDefault,
-		ShutdownTimeout: ShutdownTimeoutDefault,
-		DBMaxConns:      DBMaxConnsDefault,
+		DatabaseURL:       getenv("DATABASE_URL"),
+		Addr:              cmp.Or(getenv("CRMHUB_ADDR"), AddrDefault),
+		SecretKey:         getenv("CRMHUB_SECRET_KEY"),
+		OldSecretKeys:     splitList(getenv("CRMHUB_OLD_SECRET_KEYS")),
+		LogFormat:         cmp.Or(getenv("CRMHUB_LOG_FORMAT"), logFormatDefault),
+		AllowedOrigins:    splitList(getenv("CRMHUB_ALLOWED_ORIGINS")),
+		MaxWorkers:        MaxWorkersDefault,
+		RequestTimeout:    RequestTimeoutDefault,
+		ShutdownTimeout:   ShutdownTimeoutDefault,
+		DBMaxConns:        DBMaxConnsDefault,
+		KeepAliveInterval: KeepAliveIntervalDefault,
+		KeepAliveTimeout:  KeepAliveTimeoutDefault,
 	}
 	var errs []error
 	if v := getenv("CRMHUB_LOG_LEVEL"); v != "" {
@@ -125,6 +140,8 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 	durVar("CRMHUB_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	durVar("CRMHUB_IMPORT_SLICE", &c.ImportSlice)
 	durVar("CRMHUB_RESCUE_STUCK_JOBS_AFTER", &c.RescueStuckJobsAfter)
+	durVar("CRMHUB_KEEPALIVE_INTERVAL", &c.KeepAliveInterval)
+	durVar("CRMHUB_KEEPALIVE_TIMEOUT", &c.KeepAliveTimeout)
 	return c, errors.Join(errs...)
 }
 

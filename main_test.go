@@ -90,6 +90,7 @@ func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	})
 	require.NoError(t, err)
 	t.Cleanup(a.pool.Close)
+	t.Cleanup(func() { _ = a.stopProgress(context.Background()) })
 	if work {
 		require.NoError(t, a.river.Start(ctx))
 		t.Cleanup(func() {
