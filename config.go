@@ -32,7 +32,8 @@ type Config struct {
 	// info.
 	LogLevel slog.Level
 	// MaxWorkers is how many import jobs one node works at once
-	// (CRMHUB_MAX_WORKERS). Defaults to 25.
+	// (CRMHUB_MAX_WORKERS); 0 makes an API-only node that enqueues imports
+	// but works none. Defaults to 25.
 	MaxWorkers int
 	// RequestTimeout bounds one GraphQL request (CRMHUB_REQUEST_TIMEOUT).
 	// Defaults to 30 seconds.
@@ -131,7 +132,7 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 			*dst = d
 		}
 	}
-	intVar("CRMHUB_MAX_WORKERS", &c.MaxWorkers, 1, 10000)
+	intVar("CRMHUB_MAX_WORKERS", &c.MaxWorkers, 0, 10000)
 	intVar("CRMHUB_CRM_REQUESTS_PER_MINUTE", &c.CRMRequestsPerMinute, -1, 1000000)
 	maxConns := int(c.DBMaxConns)
 	intVar("CRMHUB_DB_MAX_CONNS", &maxConns, 4, 10000)

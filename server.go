@@ -186,7 +186,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 		connectors = jobs.NewConnector(jobs.ConnectorOptions{RequestsPerMinute: cfg.CRMRequestsPerMinute})
 	}
 	riverClient, err := jobs.NewClient(pool, jobs.Config{
-		MaxWorkers: cfg.MaxWorkers, Work: true, Sealer: sealer, Slice: cfg.ImportSlice,
+		MaxWorkers: cfg.MaxWorkers, Work: cfg.MaxWorkers > 0, Sealer: sealer, Slice: cfg.ImportSlice,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter, ConnectorFunc: connectors, Logger: log,
 	})
 	if err != nil {
@@ -243,9 +243,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	}
 	// River starts once the address is ours, so a second copy of the server
 	// on a busy port fails before it works any job.
-	if err := a.river.Start(ctx); err != nil {
-		ln.Close()
-		return fmt.Errorf("error starting River: %w", err)
+	working := cfg.MaxWorkers > 0
+	if working {
+		if err := a.river.Start(ctx); err != nil {
+			ln.Close()
+			return fmt.Errorf("error starting River: %w", err)
+		}
 	}
 	log.Info("crmhub serving", "addr", ln.Addr().String())
 	if opts.ready != nil {
@@ -275,7 +278,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	// River: stop fetching, let running jobs finish their page (an import
 	// snoozes at its next page boundary), and give up at the deadline —
 	// what was committed is safe either way.
-	if err := a.river.Stop(shutdownCtx); err != nil {
+	if err := a.river.Stop(shutdownCtx); working && err != nil {
 		errs = append(errs, fmt.Errorf("error stopping River: %w", err))
 	}
 	if err := a.stopProgress(shutdownCtx); err != nil {
