@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,9 +17,13 @@ import (
 
 	"github.com/99designs/gqlgen/client"
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wedsync/crmhub/crm/crmsim"
+	"github.com/wedsync/crmhub/db"
+	"github.com/wedsync/crmhub/db/dbtest"
+	"github.com/wedsync/crmhub/resolvers"
 )
 
 const (
@@ -606,4 +611,79 @@ func stacksContain(subs ...string) bool {
 		}
 	}
 	return false
+}
+
+// TestTwoNodes runs two `crmhub serve` processes on one database: node A
+// works imports, node B (CRMHUB_MAX_WORKERS=0) only serves the API. A
+// subscriber on B follows a run worked on A to its end, and a run cancelled
+// through B stops on A.
+func TestTwoNodes(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dbURL := dbtest.URL(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	q := db.New(pool)
+	org, err := q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: "two", Name: "Two Nodes"})
+	require.NoError(t, err)
+	token, _, err := resolvers.CreateToken(ctx, q, &org.ID, "owner", "OWNER")
+	require.NoError(t, err)
+	sim := httptest.NewServer(crmsim.New(crmsim.Config{}))
+	defer sim.Close()
+
+	env := []string{"DATABASE_URL=" + dbURL, "CRMHUB_SECRET_KEY=" + testSecretKey(), "CRMHUB_LOG_LEVEL=warn",
+		"CRMHUB_CRM_REQUESTS_PER_MINUTE=-1", "CRMHUB_IMPORT_SLICE=2s"}
+	nodeA := startServerProcess(t, env)
+	nodeB := startServerProcess(t, append(env, "CRMHUB_MAX_WORKERS=0"))
+	b := &testBundle{url: nodeB.url}
+	newInteg := func(cred string) string {
+		return dig(b.mustGQL(t, token, `mutation($url: String!, $c: String!) { createIntegration(input: {provider: TAVE, name: "Tave", baseUrl: $url, credentials: {apiKey: $c}}) { integration { id } } }`,
+			map[string]any{"url": sim.URL + "/tave/api/v2", "c": cred}), "createIntegration", "integration", "id").(string)
+	}
+	start := func(integ string) string {
+		return dig(b.mustGQL(t, token, `mutation($id: ID!) { startImport(input: {integrationId: $id}) { run { id } } }`,
+			map[string]any{"id": integ}), "startImport", "run", "id").(string)
+	}
+
+	// Followed on B, worked on A.
+	runID := start(newInteg("demo-3000"))
+	w, err := dialWS(ctx, nodeB.url, protoTransportWS, nil, authInit(token))
+	require.NoError(t, err)
+	defer w.c.CloseNow()
+	require.NoError(t, w.subscribe(ctx, "1", progressQuery, map[string]any{"id": runID}))
+	var trail progressTrail
+	w.follow(ctx, t, &trail)
+	require.Equal(t, "SUCCEEDED", trail.last()["state"])
+	require.Equal(t, 3000.0, trail.last()["processed"])
+	require.Greater(t, len(trail.runs), 3, "B saw the progress live")
+
+	// Cancelled through B, stops on A.
+	slowID := start(newInteg("demo-5000+slow"))
+	require.NoError(t, w.subscribe(ctx, "2", progressQuery, map[string]any{"id": slowID}))
+	var slow progressTrail
+	for len(slow.runs) == 0 || slow.last()["processed"].(float64) == 0 {
+		e, err := w.nextEvent(ctx)
+		require.NoError(t, err)
+		slow.add(t, e.Data["importProgress"].(map[string]any))
+	}
+	data := b.mustGQL(t, token, `mutation($id: ID!) { cancelImport(input: {id: $id}) { run { state } } }`, map[string]any{"id": slowID})
+	require.Equal(t, "CANCELLED", dig(data, "cancelImport", "run", "state"))
+	w.follow(ctx, t, &slow)
+	require.Equal(t, "CANCELLED", slow.last()["state"])
+	_, id, err := parseGID(slowID)
+	require.NoError(t, err)
+	var processed int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT processed FROM import_runs WHERE id = $1", id).Scan(&processed))
+	time.Sleep(3 * time.Second) // longer than a page on A
+	var later int64
+	var state string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT processed, state FROM import_runs WHERE id = $1", id).Scan(&later, &state))
+	require.Equal(t, "CANCELLED", state)
+	require.Equal(t, processed, later, "node A stopped working the run")
+	var running int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE state = 'running'").Scan(&running))
+	require.Zero(t, running)
+	_ = nodeA
 }
