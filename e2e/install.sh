@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the browser tests need: Debian's chromium (when
-# /usr/bin/chromium is missing; needs root) and playwright-core from
+# Installs what the e2e tests need: Debian's chromium (when
+# /usr/bin/chromium is missing; needs root) and playwright-core, graphql-ws
+# and ws from
 # package-lock.json. Safe to run again. Called by `make test-e2e` and .ci/run.
 set -euo pipefail
 
