@@ -71,6 +71,8 @@ type result struct {
 	max          time.Duration
 	serverCPU    time.Duration
 	heldAtTheEnd int64
+	goroutines   float64
+	heapPerSub   float64
 }
 
 func run(ctx context.Context, args []string) error {
@@ -119,10 +121,10 @@ func run(ctx context.Context, args []string) error {
 	fmt.Printf("\nLive progress: one node, loopback, graphql-transport-ws subscribers to one running import\n")
 	fmt.Printf("(%d events per level, one every %s; %d CPUs)\n\n", opts.events, opts.interval, numCPU())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "subscribers\tconnect\tserver RSS idle\tper idle subscriber\tevents received\tp50\tp99\tmax\tserver CPU\t")
+	fmt.Fprintln(tw, "subscribers\tconnect\tserver RSS idle\tRSS per idle subscriber\theap per idle subscriber\tgoroutines per subscriber\tevents received\tp50\tp99\tmax\tserver CPU\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%d\t%s\t%d MiB\t%.1f KiB\t%d/%d\t%s\t%s\t%s\t%s\t\n", r.subscribers, r.connectTime.Round(100*time.Millisecond),
-			r.rssAfter>>20, r.perSub/1024, r.received, int64(r.subscribers)*int64(r.events),
+		fmt.Fprintf(tw, "%d\t%s\t%d MiB\t%.1f KiB\t%.1f KiB\t%.1f\t%d/%d\t%s\t%s\t%s\t%s\t\n", r.subscribers, r.connectTime.Round(100*time.Millisecond),
+			r.rssAfter>>20, r.perSub/1024, r.heapPerSub/1024, r.goroutines, r.received, int64(r.subscribers)*int64(r.events),
 			r.p50.Round(100*time.Microsecond), r.p99.Round(100*time.Microsecond), r.max.Round(time.Millisecond), r.serverCPU.Round(10*time.Millisecond))
 	}
 	tw.Flush()
@@ -242,6 +244,7 @@ func level(ctx context.Context, bin, tmp string, opts options, n int) (result, e
 		return res, err
 	}
 	cpuBefore, _ := cpuTime(srv.Process.Pid)
+	gBefore, hBefore := serverStats(ctx, base)
 
 	// Connect n subscribers, 64 at a time.
 	rec := &receipts{byClient: make([][]received, n)}
@@ -295,6 +298,9 @@ func level(ctx context.Context, bin, tmp string, opts options, n int) (result, e
 		return res, err
 	}
 	res.perSub = float64(res.rssAfter-res.rssBefore) / float64(n)
+	gAfter, hAfter := serverStats(ctx, base)
+	res.goroutines = (gAfter - gBefore) / float64(n)
+	res.heapPerSub = (hAfter - hBefore) / float64(n)
 
 	// Commit progress events and time their arrival.
 	commits := map[int64]time.Time{}
@@ -527,6 +533,33 @@ func commitProgress(ctx context.Context, pool *pgxpool.Pool, runID int64) (int64
 		return q.ImportRunNotify(ctx, run)
 	})
 	return seq, err
+}
+
+// serverStats reads the server's goroutine count and heap in use from
+// /metrics.
+func serverStats(ctx context.Context, base string) (goroutines, heap float64) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "go_goroutines":
+			goroutines = v
+		case "go_memstats_heap_inuse_bytes":
+			heap = v
+		}
+	}
+	return goroutines, heap
 }
 
 func waitReady(ctx context.Context, base string) error {
