@@ -16,15 +16,17 @@ build:
 test: lint
 	$(GOTEST) ./...
 
-## test-e2e: the Playground in headless Chromium (installs Chromium and playwright-core if missing).
+## test-e2e: the Playground in headless Chromium and live progress with the npm graphql-ws client
+## (installs Chromium and e2e/'s npm packages if missing; here neither may skip).
 test-e2e:
 	bash e2e/install.sh
-	CRMHUB_E2E=1 $(GOTEST) -run '^TestPlaygroundBrowser$$' -v .
+	CRMHUB_E2E=1 $(GOTEST) -run '^(TestPlaygroundBrowser|TestGraphQLWSClient)$$' -v .
 
 ## bench: the benchmarks, printed as tables (not part of `make test`; about 20 minutes).
 bench:
 	$(GO) run ./bench/connectors
 	$(GO) run ./bench/imports
+	$(GO) run ./bench/subscriptions
 
 ## generate: regenerate gqlgen code after a schema change.
 generate:

@@ -158,7 +158,10 @@ func TestReadyzReportsDatabaseDown(t *testing.T) {
 	pool.Close() // A closed pool fails every ping, as a dead database would.
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
-	readyz(pool)(rec, req)
+	hub, err := db.NewHub(db.HubConfig{ConnConfig: pool.Config().ConnConfig, Channels: []string{db.ProgressChannel}})
+	require.NoError(t, err)
+	readyz(pool, hub)(rec, req)
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	require.Contains(t, rec.Body.String(), "unavailable")
+	require.Contains(t, rec.Body.String(), "progress hub: reconnecting")
 }

@@ -32,7 +32,8 @@ type Config struct {
 	// info.
 	LogLevel slog.Level
 	// MaxWorkers is how many import jobs one node works at once
-	// (CRMHUB_MAX_WORKERS). Defaults to 25.
+	// (CRMHUB_MAX_WORKERS); 0 makes an API-only node that enqueues imports
+	// but works none. Defaults to 25.
 	MaxWorkers int
 	// RequestTimeout bounds one GraphQL request (CRMHUB_REQUEST_TIMEOUT).
 	// Defaults to 30 seconds.
@@ -60,15 +61,28 @@ type Config struct {
 	// provider's (Tave 100, HoneyBook 300), -1 turns it off. Defaults to 0
 	// in serve and -1 in dev, whose CRMs are the local simulator.
 	CRMRequestsPerMinute int
+	// KeepAliveInterval is how often subscription connections are pinged
+	// (CRMHUB_KEEPALIVE_INTERVAL): a WebSocket ping frame (and a "ka"
+	// message on the legacy graphql-ws subprotocol), an SSE comment.
+	// Defaults to 10 seconds.
+	KeepAliveInterval time.Duration
+	// KeepAliveTimeout is how long a WebSocket peer has to answer a ping,
+	// or to take a message, before its connection is closed and its
+	// subscriptions freed (CRMHUB_KEEPALIVE_TIMEOUT). A dead phone is
+	// noticed within KeepAliveInterval + KeepAliveTimeout. Defaults to 10
+	// seconds.
+	KeepAliveTimeout time.Duration
 }
 
 // Defaults of Config.
 const (
-	AddrDefault            = ":8080"
-	MaxWorkersDefault      = 25
-	RequestTimeoutDefault  = 30 * time.Second
-	ShutdownTimeoutDefault = 20 * time.Second
-	DBMaxConnsDefault      = 40
+	AddrDefault              = ":8080"
+	MaxWorkersDefault        = 25
+	RequestTimeoutDefault    = 30 * time.Second
+	ShutdownTimeoutDefault   = 20 * time.Second
+	DBMaxConnsDefault        = 40
+	KeepAliveIntervalDefault = 10 * time.Second
+	KeepAliveTimeoutDefault  = 10 * time.Second
 )
 
 // errMissingConfig is what serve says when it cannot start.
@@ -76,16 +90,18 @@ var errMissingConfig = errors.New("missing configuration")
 
 func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, error) {
 	c := &Config{
-		DatabaseURL:     getenv("DATABASE_URL"),
-		Addr:            cmp.Or(getenv("CRMHUB_ADDR"), AddrDefault),
-		SecretKey:       getenv("CRMHUB_SECRET_KEY"),
-		OldSecretKeys:   splitList(getenv("CRMHUB_OLD_SECRET_KEYS")),
-		LogFormat:       cmp.Or(getenv("CRMHUB_LOG_FORMAT"), logFormatDefault),
-		AllowedOrigins:  splitList(getenv("CRMHUB_ALLOWED_ORIGINS")),
-		MaxWorkers:      MaxWorkersDefault,
-		RequestTimeout:  RequestTimeoutDefault,
-		ShutdownTimeout: ShutdownTimeoutDefault,
-		DBMaxConns:      DBMaxConnsDefault,
+		DatabaseURL:       getenv("DATABASE_URL"),
+		Addr:              cmp.Or(getenv("CRMHUB_ADDR"), AddrDefault),
+		SecretKey:         getenv("CRMHUB_SECRET_KEY"),
+		OldSecretKeys:     splitList(getenv("CRMHUB_OLD_SECRET_KEYS")),
+		LogFormat:         cmp.Or(getenv("CRMHUB_LOG_FORMAT"), logFormatDefault),
+		AllowedOrigins:    splitList(getenv("CRMHUB_ALLOWED_ORIGINS")),
+		MaxWorkers:        MaxWorkersDefault,
+		RequestTimeout:    RequestTimeoutDefault,
+		ShutdownTimeout:   ShutdownTimeoutDefault,
+		DBMaxConns:        DBMaxConnsDefault,
+		KeepAliveInterval: KeepAliveIntervalDefault,
+		KeepAliveTimeout:  KeepAliveTimeoutDefault,
 	}
 	var errs []error
 	if v := getenv("CRMHUB_LOG_LEVEL"); v != "" {
@@ -116,7 +132,7 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 			*dst = d
 		}
 	}
-	intVar("CRMHUB_MAX_WORKERS", &c.MaxWorkers, 1, 10000)
+	intVar("CRMHUB_MAX_WORKERS", &c.MaxWorkers, 0, 10000)
 	intVar("CRMHUB_CRM_REQUESTS_PER_MINUTE", &c.CRMRequestsPerMinute, -1, 1000000)
 	maxConns := int(c.DBMaxConns)
 	intVar("CRMHUB_DB_MAX_CONNS", &maxConns, 4, 10000)
@@ -125,6 +141,8 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 	durVar("CRMHUB_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	durVar("CRMHUB_IMPORT_SLICE", &c.ImportSlice)
 	durVar("CRMHUB_RESCUE_STUCK_JOBS_AFTER", &c.RescueStuckJobsAfter)
+	durVar("CRMHUB_KEEPALIVE_INTERVAL", &c.KeepAliveInterval)
+	durVar("CRMHUB_KEEPALIVE_TIMEOUT", &c.KeepAliveTimeout)
 	return c, errors.Join(errs...)
 }
 

@@ -10,7 +10,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/coder/websocket"
 	gocache "github.com/patrickmn/go-cache"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -33,15 +32,17 @@ const (
 // newGraphQLHandler builds the GraphQL server with explicit transports.
 // SSE comes before POST so that a POST asking for text/event-stream is a
 // subscription.
-func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, introspection bool) http.Handler {
+func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liveConns, introspection bool) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: r}))
 
 	srv.AddTransport(transport.Websocket{
-		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
-			OriginPatterns: cfg.AllowedOrigins,
-		}},
-		KeepAlivePingInterval: 10 * time.Second,
-		PingPongInterval:      15 * time.Second,
+		// live pings every connection at the WebSocket level (both
+		// subprotocols) and closes one that does not answer: a phone that
+		// left the venue WiFi is cleaned up within KeepAliveInterval +
+		// KeepAliveTimeout. Allowed origins are checked there too.
+		Implementation: live,
+		// The legacy graphql-ws subprotocol expects "ka" messages.
+		KeepAlivePingInterval: cfg.KeepAliveInterval,
 		InitTimeout:           10 * time.Second,
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			// A token in connection_init wins; otherwise the upgrade
@@ -49,17 +50,17 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, introspec
 			if header := payload.Authorization(); header != "" {
 				p, err := r.Authenticate(ctx, header)
 				if err != nil {
-					return ctx, nil, err
+					return forbidden(ctx), nil, err
 				}
 				ctx = auth.WithPrincipal(ctx, p)
 			}
 			if auth.PrincipalFrom(ctx) == nil {
-				return ctx, nil, resolvers.ErrBadToken
+				return forbidden(ctx), nil, resolvers.ErrBadToken
 			}
 			return ctx, nil, nil
 		},
 	})
-	srv.AddTransport(transport.SSE{})
+	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAliveInterval})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -74,6 +75,13 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, introspec
 	srv.Use(gqlExtension{m: m})
 	srv.AroundOperations(resolvers.RequireAuth)
 	return srv
+}
+
+// forbidden makes gqlgen close a WebSocket whose connection_init carries no
+// valid token with 4403 Forbidden, as graphql-transport-ws specifies
+// (gqlgen's default is 1000, which clients would take as a normal end).
+func forbidden(ctx context.Context) context.Context {
+	return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, closeForbidden), "Forbidden")
 }
 
 // apqCache keeps persisted queries in go-cache: mobile clients send a hash

@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wedsync/crmhub/db"
 )
 
 type requestIDKey struct{}
@@ -90,17 +93,36 @@ func livez(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
-// readyz answers 200 when the database answers a ping within a second.
-func readyz(pool *pgxpool.Pool) http.HandlerFunc {
+// hubUnreadyAfter is how long the LISTEN hub may be down before the node
+// reports itself unready. A blip (a PostgreSQL restart, which the hub rides
+// out in seconds) should not take a node out of the load balancer; a hub
+// that stays down means subscribers on this node see no progress, and they
+// are better off reconnecting to another node.
+const hubUnreadyAfter = 30 * time.Second
+
+// readyz answers 200 when the database answers a ping within a second and
+// the progress hub listens (or has been reconnecting for less than
+// hubUnreadyAfter). The body says which part is not.
+func readyz(pool *pgxpool.Pool, hub *db.Hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		status, body := http.StatusOK, "database: ok\n"
 		if err := pool.Ping(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("database: unavailable\n"))
-			return
+			status, body = http.StatusServiceUnavailable, "database: unavailable\n"
 		}
-		_, _ = w.Write([]byte("database: ok\n"))
+		switch s := hub.State(); {
+		case s.Connected:
+			body += "progress hub: ok\n"
+		default:
+			down := time.Since(s.Since).Round(time.Second)
+			body += fmt.Sprintf("progress hub: reconnecting (down %s)\n", down)
+			if down > hubUnreadyAfter {
+				status = http.StatusServiceUnavailable
+			}
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
 	}
 }

@@ -73,6 +73,12 @@ var testHTTPPolicy = crm.HTTPPolicy{
 // works import jobs too (short slices, fast connector retries).
 func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	t.Helper()
+	return setupAppWith(t, work, nil)
+}
+
+// setupAppWith is setupApp with the config adjusted by tune first.
+func setupAppWith(t *testing.T, work bool, tune func(*Config)) (*testBundle, *app) {
+	t.Helper()
 	ctx := context.Background()
 	dbURL := dbtest.URL(t)
 	cfg, err := loadConfig(func(string) string { return "" }, "text")
@@ -80,6 +86,9 @@ func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	cfg.DatabaseURL = dbURL
 	cfg.SecretKey = testSecretKey()
 	cfg.ImportSlice = 2 * time.Second
+	if tune != nil {
+		tune(cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -90,6 +99,7 @@ func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	})
 	require.NoError(t, err)
 	t.Cleanup(a.pool.Close)
+	t.Cleanup(func() { _ = a.stopProgress(context.Background()) })
 	if work {
 		require.NoError(t, a.river.Start(ctx))
 		t.Cleanup(func() {

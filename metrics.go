@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wedsync/crmhub/db"
 )
 
 // metrics are crmhub's own Prometheus metrics, on a registry of their own
@@ -21,6 +23,11 @@ type metrics struct {
 	httpDuration *prometheus.HistogramVec
 	gqlOps       *prometheus.CounterVec
 	gqlDuration  *prometheus.HistogramVec
+	// liveConns counts open subscription connections by transport
+	// (websocket, sse).
+	liveConns *prometheus.GaugeVec
+	// keepAliveTimeouts counts WebSockets closed for not answering a ping.
+	keepAliveTimeouts prometheus.Counter
 }
 
 func newMetrics(pool *pgxpool.Pool) *metrics {
@@ -41,8 +48,17 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 			Name: "crmhub_graphql_operation_duration_seconds", Help: "GraphQL query and mutation durations.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
 		}, []string{"operation"}),
+		liveConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crmhub_subscription_connections", Help: "Open subscription connections by transport (websocket, sse).",
+		}, []string{"transport"}),
+		keepAliveTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "crmhub_subscription_keepalive_timeouts_total",
+			Help: "WebSocket connections closed because the peer did not answer a ping in time.",
+		}),
 	}
-	m.registry.MustRegister(m.httpRequests, m.httpDuration, m.gqlOps, m.gqlDuration,
+	m.liveConns.WithLabelValues("websocket")
+	m.liveConns.WithLabelValues("sse")
+	m.registry.MustRegister(m.httpRequests, m.httpDuration, m.gqlOps, m.gqlDuration, m.liveConns, m.keepAliveTimeouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newPoolCollector(pool))
 	return m
@@ -94,6 +110,38 @@ func (e gqlExtension) InterceptResponse(ctx context.Context, next graphql.Respon
 	}
 	e.m.gqlOps.WithLabelValues(op, outcome).Inc()
 	return resp
+}
+
+// watchProgress exports the LISTEN hub's and the progress fan-out's
+// counters.
+func (m *metrics) watchProgress(hub *db.Hub, progress *db.ProgressHub) {
+	counter := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, f func() int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	m.registry.MustRegister(
+		gauge("crmhub_subscriptions_active", "Open importProgress and importRunsUpdated subscriptions.",
+			func() int64 { return progress.Stats().Subscriptions }),
+		counter("crmhub_subscription_events_sent_total", "Run states sent to subscribers.",
+			func() int64 { return progress.Stats().Sent }),
+		counter("crmhub_subscription_events_coalesced_total",
+			"Pending run states replaced by a newer one before a slow subscriber took them (latest wins).",
+			func() int64 { return progress.Stats().Coalesced }),
+		counter("crmhub_subscription_events_stale_total",
+			"Run states dropped because the subscriber already had one as new (duplicates after a resync).",
+			func() int64 { return progress.Stats().Stale }),
+		counter("crmhub_progress_notifications_total", "Run changes received from PostgreSQL (NOTIFY and resyncs).",
+			func() int64 { return progress.Stats().Published }),
+		counter("crmhub_progress_hub_reconnects_total", "Times the LISTEN connection was re-established.", hub.Reconnects),
+		gauge("crmhub_progress_hub_connected", "1 while the LISTEN connection is up.", func() int64 {
+			if hub.State().Connected {
+				return 1
+			}
+			return 0
+		}),
+	)
 }
 
 // poolCollector exports pgxpool's statistics.

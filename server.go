@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -120,16 +121,27 @@ type serveOptions struct {
 // app is the wired program: everything serve runs, without the listener, so
 // tests drive the real handler.
 type app struct {
-	pool    *pgxpool.Pool
-	river   *river.Client[pgx.Tx]
-	handler http.Handler
+	pool     *pgxpool.Pool
+	hub      *db.Hub
+	progress *db.ProgressHub
+	river    *river.Client[pgx.Tx]
+	live     *liveConns
+	handler  http.Handler
 	// drain, when called, tells running imports to hand their runs back to
 	// the queue at their next page boundary.
 	drain func()
 }
 
+// stopProgress stops the LISTEN hub and the progress fan-out; the pool
+// closes after it.
+func (a *app) stopProgress(ctx context.Context) error {
+	err := a.hub.Stop(ctx)
+	a.progress.Stop()
+	return err
+}
+
 // newApp wires the program in one readable sequence:
-// config → pool → stores → River → GraphQL → HTTP.
+// config → pool → stores → progress hub → River → GraphQL → HTTP.
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) (_ *app, err error) {
 	// Pool.
 	pool, err := openPool(ctx, cfg)
@@ -152,6 +164,26 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	}
 	queries := db.New(pool)
 
+	// Progress hub: one LISTEN connection of its own (not from the pool),
+	// fanning committed run changes out to this node's subscribers.
+	hub, err := db.NewHub(db.HubConfig{
+		ConnConfig: pool.Config().ConnConfig, Channels: []string{db.ProgressChannel}, Logger: log.With("module", "hub"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	progress := db.NewProgressHub(queries, log.With("module", "progress"))
+	if _, err := hub.Handle(db.ProgressChannel, progress); err != nil {
+		return nil, err
+	}
+	hub.Start(ctx)
+	defer func() {
+		if err != nil {
+			_ = hub.Stop(ctx)
+			progress.Stop()
+		}
+	}()
+
 	// River.
 	draining := make(chan struct{})
 	connectors := opts.connectorFunc
@@ -159,7 +191,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 		connectors = jobs.NewConnector(jobs.ConnectorOptions{RequestsPerMinute: cfg.CRMRequestsPerMinute})
 	}
 	riverClient, err := jobs.NewClient(pool, jobs.Config{
-		MaxWorkers: cfg.MaxWorkers, Work: true, Sealer: sealer, Slice: cfg.ImportSlice,
+		MaxWorkers: cfg.MaxWorkers, Work: cfg.MaxWorkers > 0, Sealer: sealer, Slice: cfg.ImportSlice,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter, ConnectorFunc: connectors, Logger: log,
 		Draining: draining,
 	})
@@ -169,30 +201,34 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	imports := &jobs.Imports{Pool: pool, Queries: queries, River: riverClient}
 
 	// GraphQL.
-	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports}
+	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports, Progress: progress}
 	m := newMetrics(pool)
-	gql := newGraphQLHandler(cfg, res, m, opts.introspection)
+	m.watchProgress(hub, progress)
+	live := newLiveConns(cfg, m)
+	gql := newGraphQLHandler(cfg, res, m, live, opts.introspection)
 
 	// HTTP.
 	mux := http.NewServeMux()
 	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(res.AuthMiddleware(gql)))
-	mux.Handle("/graphql", m.instrument("/graphql", api))
+	mux.Handle("/graphql", m.instrument("/graphql", live.count(api)))
 	playground.Mount(mux, "/graphql")
 	mux.HandleFunc("GET /livez", livez)
-	mux.Handle("GET /readyz", readyz(pool))
+	mux.Handle("GET /readyz", readyz(pool, hub))
 	mux.Handle("GET /metrics", m.handler())
 	if opts.mount != nil {
 		opts.mount(mux)
 	}
 	var drainOnce sync.Once
 	return &app{
-		pool: pool, river: riverClient, handler: withRequestID(log, mux),
-		drain: func() { drainOnce.Do(func() { close(draining) }) },
+		pool: pool, hub: hub, progress: progress, river: riverClient, live: live,
+		handler: withRequestID(log, mux),
+		drain:   func() { drainOnce.Do(func() { close(draining) }) },
 	}, nil
 }
 
 // serve runs the server until ctx is cancelled, then shuts down in reverse
-// order: HTTP drain → River stop → pool close.
+// order: subscriptions closed → HTTP drain → River stop → progress hub stop →
+// pool close.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) error {
 	a, err := newApp(ctx, cfg, log, opts)
 	if err != nil {
@@ -217,9 +253,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	// on a busy port fails before it works any job. Its context is not
 	// cancelled by the signal: cancelling it would cancel running jobs
 	// mid-page; shutdown stops River gracefully instead.
-	if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
-		ln.Close()
-		return fmt.Errorf("error starting River: %w", err)
+	working := cfg.MaxWorkers > 0
+	if working {
+		if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
+			ln.Close()
+			return fmt.Errorf("error starting River: %w", err)
+		}
 	}
 	log.Info("crmhub serving", "addr", ln.Addr().String())
 	if opts.ready != nil {
@@ -239,8 +278,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	defer cancel()
 	var errs []error
 	// Imports hear of the shutdown first, so they reach a page boundary
-	// while HTTP drains.
+	// while HTTP drains. Subscriptions never end on their own: close
+	// WebSockets with 1012 (service restart) and cut SSE streams, so clients
+	// reconnect to another node and get the current snapshot there.
 	a.drain()
+	a.live.shutdown()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		errs = append(errs, fmt.Errorf("error draining HTTP: %w", err))
 		_ = srv.Close()
@@ -248,13 +290,16 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	// River: stop fetching, let running imports commit their page and hand
 	// the run back to the queue, and cancel what is left at the deadline —
 	// what was committed is safe either way.
-	if err := a.river.Stop(shutdownCtx); err != nil {
+	if err := a.river.Stop(shutdownCtx); working && err != nil {
 		errs = append(errs, fmt.Errorf("error stopping River gracefully: %w", err))
 		cancelCtx, cancelStop := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancelStop()
 		if err := a.river.StopAndCancel(cancelCtx); err != nil {
 			errs = append(errs, fmt.Errorf("error stopping River: %w", err))
 		}
+	}
+	if err := a.stopProgress(shutdownCtx); err != nil {
+		errs = append(errs, err)
 	}
 	log.Info("stopped")
 	return errors.Join(errs...)
@@ -265,7 +310,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 // checks.
 func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" || r.Header.Get("Accept") == "text/event-stream" {
+		if r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 			next.ServeHTTP(w, r)
 			return
 		}

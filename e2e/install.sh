@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the browser tests need: Debian's chromium (when
-# /usr/bin/chromium is missing; needs root) and playwright-core from
-# package-lock.json. Safe to run again. Called by `make test-e2e` and .ci/run.
+# Installs what the e2e tests need: Debian's chromium (when
+# /usr/bin/chromium is missing; needs root) and, from package-lock.json,
+# playwright-core, graphql-ws and ws. Safe to run again. Called by `make
+# test-e2e` and .ci/run.
 set -euo pipefail
 
 cd "$(dirname "$0")"

@@ -21,4 +21,6 @@ type Resolver struct {
 	Queries *db.Queries
 	Sealer  *auth.Sealer
 	Imports *jobs.Imports
+	// Progress fans committed run changes out to subscriptions.
+	Progress *db.ProgressHub
 }

@@ -130,6 +130,9 @@ type StartImportPayload struct {
 	Run *db.ImportRun `json:"run"`
 }
 
+type Subscription struct {
+}
+
 // Fields left out stay as they are; an explicit null clears baseUrl or autoSyncMinutes.
 type UpdateIntegrationInput struct {
 	ID              string                     `json:"id"`
