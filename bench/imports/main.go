@@ -6,6 +6,8 @@
 //     ceiling: no HTTP, no parsing, no upsert);
 //   - a row-by-row INSERT of the same rows, one statement and one commit per
 //     row (the naive approach);
+//   - crmhub's write path alone: the same rows committed 100 to a page the
+//     way the worker commits them (COPY to staging, upsert, counters);
 //   - crmhub: startImport → SUCCEEDED against the CRM simulator, with the
 //     server and the simulator as separate processes.
 //
@@ -157,6 +159,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
+	fmt.Fprintln(os.Stderr, "crmhub write path…")
+	writeDur, err := e.writePath(ctx, integID, rows)
+	if err != nil {
+		return err
+	}
+
 	fmt.Fprintln(os.Stderr, "crmhub pipeline…")
 	small, err := e.pipeline(ctx, 500)
 	if err != nil {
@@ -178,11 +186,13 @@ func run(ctx context.Context, args []string) error {
 	copyRate := rate(len(rows), copyDur)
 	naiveRate := rate(len(naiveRows), naiveDur)
 	pipeRate := rate(*n, main.elapsed)
+	writeRate := rate(len(rows), writeDur)
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "method\trows\tseconds\trows/s\tvs COPY\tvs row-by-row\t\n")
 	fmt.Fprintf(w, "raw COPY (ceiling)\t%d\t%.2f\t%.0f\t1.00×\t%.1f×\t\n", len(rows), copyDur.Seconds(), copyRate, copyRate/naiveRate)
 	fmt.Fprintf(w, "row-by-row INSERT\t%d\t%.2f\t%.0f\t%.3f×\t1.0×\t\n", len(naiveRows), naiveDur.Seconds(), naiveRate, naiveRate/copyRate)
+	fmt.Fprintf(w, "crmhub write path (pages of 100)\t%d\t%.2f\t%.0f\t%.2f×\t%.1f×\t\n", len(rows), writeDur.Seconds(), writeRate, writeRate/copyRate, writeRate/naiveRate)
 	fmt.Fprintf(w, "crmhub (mutation → SUCCEEDED)\t%d\t%.2f\t%.0f\t%.2f×\t%.1f×\t\n", *n, main.elapsed.Seconds(), pipeRate, pipeRate/copyRate, pipeRate/naiveRate)
 	w.Flush()
 	fmt.Println()
@@ -273,6 +283,35 @@ func (e *env) insertRows(ctx context.Context, integID int64, rows []crm.Client) 
 	}
 	d := time.Since(start)
 	return d, e.emptyClients(ctx)
+}
+
+// writePath commits the rows the way the import worker does, 100 to a
+// page, each page one transaction (COPY to staging, upsert, counters,
+// notify), without the CRM: the database side of the pipeline alone.
+func (e *env) writePath(ctx context.Context, integID int64, rows []crm.Client) (time.Duration, error) {
+	if err := e.emptyClients(ctx); err != nil {
+		return 0, err
+	}
+	var runID int64
+	if err := e.pool.QueryRow(ctx, `INSERT INTO import_runs (org_id, integration_id, mode, state)
+		VALUES ($1, $2, 'FULL', 'RUNNING') RETURNING id`, e.orgID, integID).Scan(&runID); err != nil {
+		return 0, err
+	}
+	q := db.New(e.pool)
+	start := time.Now()
+	for i := 0; i < len(rows); i += 100 {
+		page := &crm.Page{Clients: rows[i:min(i+100, len(rows))], Cursor: strconv.Itoa(i), TotalEstimate: len(rows)}
+		err := db.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+			_, err := q.WithTx(tx).ImportPageApply(ctx, &db.ImportPageParams{OrgID: e.orgID, IntegrationID: integID, RunID: runID, Page: page})
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	d := time.Since(start)
+	_, err := e.pool.Exec(ctx, "UPDATE import_runs SET state = 'SUCCEEDED' WHERE id = $1", runID)
+	return d, err
 }
 
 type pipelineResult struct {
