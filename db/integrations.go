@@ -170,10 +170,7 @@ func (q *Queries) IntegrationDelete(ctx context.Context, orgID, id int64) error 
 		"UPDATE clients SET deleted_at = now(), updated_at = now() WHERE integration_id = $1 AND deleted_at IS NULL", id); err != nil {
 		return fmt.Errorf("error deleting clients of integration %d: %w", id, err)
 	}
-	if _, err := q.OrganizationBumpDataVersion(ctx, orgID); err != nil {
-		return err
-	}
-	return nil
+	return q.dataChanged(ctx, orgID)
 }
 
 // collect scans every row with scan.

@@ -195,23 +195,21 @@ func (r *mutationResolver) RetryImport(ctx context.Context, input model.RetryImp
 	return &model.StartImportPayload{Run: next}, nil
 }
 
-// ImportReject returns graph.ImportRejectResolver implementation.
 func (r *Resolver) ImportReject() graph.ImportRejectResolver { return &importRejectResolver{r} }
 
-// ImportRejectConnection returns graph.ImportRejectConnectionResolver implementation.
 func (r *Resolver) ImportRejectConnection() graph.ImportRejectConnectionResolver {
 	return &importRejectConnectionResolver{r}
 }
 
-// ImportRun returns graph.ImportRunResolver implementation.
 func (r *Resolver) ImportRun() graph.ImportRunResolver { return &importRunResolver{r} }
 
-// ImportRunConnection returns graph.ImportRunConnectionResolver implementation.
 func (r *Resolver) ImportRunConnection() graph.ImportRunConnectionResolver {
 	return &importRunConnectionResolver{r}
 }
 
-type importRejectResolver struct{ *Resolver }
-type importRejectConnectionResolver struct{ *Resolver }
-type importRunResolver struct{ *Resolver }
-type importRunConnectionResolver struct{ *Resolver }
+type (
+	importRejectResolver           struct{ *Resolver }
+	importRejectConnectionResolver struct{ *Resolver }
+	importRunResolver              struct{ *Resolver }
+	importRunConnectionResolver    struct{ *Resolver }
+)
