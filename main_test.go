@@ -89,7 +89,7 @@ func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 		connectorFunc: jobs.NewConnector(jobs.ConnectorOptions{HTTP: testHTTPPolicy, RequestsPerMinute: -1}),
 	})
 	require.NoError(t, err)
-	t.Cleanup(a.pool.Close)
+	t.Cleanup(a.close)
 	if work {
 		require.NoError(t, a.river.Start(ctx))
 		t.Cleanup(func() {

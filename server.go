@@ -114,21 +114,32 @@ type serveOptions struct {
 	// connectorFunc overrides how import connectors are built (tests tune
 	// their HTTP retries); nil uses the real ones.
 	connectorFunc jobs.ConnectorFunc
+	// queryTracer sees every query of the pool (tests count them).
+	queryTracer pgx.QueryTracer
 }
 
 // app is the wired program: everything serve runs, without the listener, so
 // tests drive the real handler.
 type app struct {
-	pool    *pgxpool.Pool
-	river   *river.Client[pgx.Tx]
-	handler http.Handler
+	pool     *pgxpool.Pool
+	river    *river.Client[pgx.Tx]
+	handler  http.Handler
+	versions *db.VersionWatcher
+	// stopWatch stops the version watcher and waits for it.
+	stopWatch func()
+}
+
+// close stops what newApp started and closes the pool.
+func (a *app) close() {
+	a.stopWatch()
+	a.pool.Close()
 }
 
 // newApp wires the program in one readable sequence:
 // config → pool → stores → River → GraphQL → HTTP.
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) (_ *app, err error) {
 	// Pool.
-	pool, err := openPool(ctx, cfg)
+	pool, err := openPool(ctx, cfg, opts.queryTracer)
 	if err != nil {
 		return nil, err
 	}
@@ -162,14 +173,37 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	}
 	imports := &jobs.Imports{Pool: pool, Queries: queries, River: riverClient}
 
+	// Read cache: data versions followed over LISTEN, pages and principals
+	// in go-cache.
+	var cache *resolvers.Cache
+	versions := db.NewVersionWatcher(db.VersionWatcherConfig{
+		Pool: pool, Logger: log,
+		OnTokenRevokedFunc: func(int64) { cache.ForgetPrincipals() },
+	})
+	cache = resolvers.NewCache(resolvers.CacheConfig{
+		Disabled: cfg.CacheOff, TTL: cfg.CacheTTL, MaxItems: cfg.CacheMaxItems, PrincipalTTL: cfg.PrincipalCacheTTL,
+	}, versions)
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		versions.Run(watchCtx)
+	}()
+	stop := func() { stopWatch(); <-watchDone }
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+
 	// GraphQL.
-	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports}
-	m := newMetrics(pool)
+	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports, Cache: cache}
+	m := newMetrics(pool, cache.Collectors()...)
 	gql := newGraphQLHandler(cfg, res, m, opts.introspection)
 
 	// HTTP.
 	mux := http.NewServeMux()
-	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(res.AuthMiddleware(gql)))
+	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(res.AuthMiddleware(res.WithLoaders(gql))))
 	mux.Handle("/graphql", m.instrument("/graphql", api))
 	playground.Mount(mux, "/graphql")
 	mux.HandleFunc("GET /livez", livez)
@@ -178,7 +212,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	if opts.mount != nil {
 		opts.mount(mux)
 	}
-	return &app{pool: pool, river: riverClient, handler: withRequestID(log, mux)}, nil
+	return &app{pool: pool, river: riverClient, handler: withRequestID(log, mux), versions: versions, stopWatch: stop}, nil
 }
 
 // serve runs the server until ctx is cancelled, then shuts down in reverse
@@ -188,7 +222,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	if err != nil {
 		return err
 	}
-	defer a.pool.Close()
+	defer a.close()
 
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -255,10 +289,13 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-func openPool(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, cfg *Config, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %w", err)
+	}
+	if tracer != nil {
+		pcfg.ConnConfig.Tracer = tracer
 	}
 	if pcfg.MaxConns < cfg.DBMaxConns {
 		pcfg.MaxConns = cfg.DBMaxConns
@@ -287,7 +324,7 @@ func withPool(ctx context.Context, getenv func(string) string, fn func(*Config, 
 		return errors.New("DATABASE_URL is not set: set it to a PostgreSQL URL (or run `crmhub dev-db-url` for a local one)")
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel)
-	pool, err := openPool(ctx, cfg)
+	pool, err := openPool(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

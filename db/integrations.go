@@ -227,3 +227,14 @@ func (q *Queries) IntegrationListDueForSync(ctx context.Context, limit int) ([]*
 	}
 	return collect(rows, scanIntegration)
 }
+
+// IntegrationGetManyAnyOrg returns the integrations among ids, deleted or
+// not, whatever their organization; dataloaders batch through it and check
+// the organization.
+func (q *Queries) IntegrationGetManyAnyOrg(ctx context.Context, ids []int64) ([]*Integration, error) {
+	rows, err := q.exec.Query(ctx, "SELECT "+integrationColumns+" FROM integrations WHERE id = ANY($1)", ids)
+	if err != nil {
+		return nil, fmt.Errorf("error loading integrations: %w", err)
+	}
+	return collect(rows, scanIntegration)
+}

@@ -174,8 +174,3 @@ func (r *Resolver) clientPage(ctx context.Context, orgID int64, first *int, afte
 	}
 	return conn, nil
 }
-
-// listClients reads a page of clients.
-func (r *Resolver) listClients(ctx context.Context, p *db.ClientListParams) ([]*db.Client, db.PageResult, error) {
-	return r.Queries.ClientList(ctx, p)
-}

@@ -21,4 +21,6 @@ type Resolver struct {
 	Queries *db.Queries
 	Sealer  *auth.Sealer
 	Imports *jobs.Imports
+	// Cache is the read tier in front of PostgreSQL; nil reads through.
+	Cache *Cache
 }
