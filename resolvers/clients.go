@@ -160,6 +160,9 @@ func (r *Resolver) clientPage(ctx context.Context, orgID int64, first *int, afte
 	if err != nil {
 		return nil, err
 	}
+	if err := r.primeClientPage(ctx, rows); err != nil {
+		return nil, err
+	}
 	conn := &model.ClientConnection{
 		Nodes: rows, PageSize: ps.limit, Network: ps.network,
 		PageInfo:  &model.PageInfo{HasNextPage: res.HasNext, HasPreviousPage: res.HasPrevious},

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/wedsync/crmhub/db"
@@ -120,4 +122,73 @@ func (r *Resolver) runOf(ctx context.Context, orgID, id int64) (*db.ImportRun, e
 		return nil, fmt.Errorf("error loading import run %d: %w", id, db.ErrNotFound)
 	}
 	return run, nil
+}
+
+// selects tells whether the current field's selection reaches path (field
+// names, through fragments), e.g. "nodes", "integration".
+func selects(ctx context.Context, path ...string) bool {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil || !graphql.HasOperationContext(ctx) {
+		return false
+	}
+	oc := graphql.GetOperationContext(ctx)
+	var walk func(sel ast.SelectionSet, path []string) bool
+	walk = func(sel ast.SelectionSet, path []string) bool {
+		if len(path) == 0 {
+			return true
+		}
+		for _, f := range graphql.CollectFields(oc, sel, nil) {
+			if f.Name == path[0] && walk(f.Selections, path[1:]) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(fc.Field.Selections, path)
+}
+
+// primeClientPage loads, in one query each, the integrations (and their
+// last runs) a page of clients will ask for, when the query selects them:
+// the page then costs the same number of queries however its resolvers are
+// scheduled, rather than relying on the loaders' batching window alone.
+func (r *Resolver) primeClientPage(ctx context.Context, rows []*db.Client) error {
+	l := loadersFrom(ctx)
+	if l == nil || len(rows) == 0 {
+		return nil
+	}
+	withIntegration := selects(ctx, "nodes", "integration") || selects(ctx, "edges", "node", "integration")
+	if !withIntegration {
+		return nil
+	}
+	seen := map[int64]bool{}
+	var ids []int64
+	for _, c := range rows {
+		if !seen[c.IntegrationID] {
+			seen[c.IntegrationID] = true
+			ids = append(ids, c.IntegrationID)
+		}
+	}
+	integrations, err := r.Queries.IntegrationGetManyAnyOrg(ctx, ids)
+	if err != nil {
+		return err
+	}
+	var runIDs []int64
+	for _, i := range integrations {
+		l.IntegrationByID.Prime(i.ID, i)
+		if i.LastRunID != nil {
+			runIDs = append(runIDs, *i.LastRunID)
+		}
+	}
+	withRun := selects(ctx, "nodes", "integration", "lastRun") || selects(ctx, "edges", "node", "integration", "lastRun")
+	if !withRun || len(runIDs) == 0 {
+		return nil
+	}
+	runs, err := r.Queries.ImportRunGetMany(ctx, runIDs)
+	if err != nil {
+		return err
+	}
+	for _, run := range runs {
+		l.RunByID.Prime(run.ID, run)
+	}
+	return nil
 }
