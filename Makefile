@@ -24,6 +24,7 @@ test-e2e:
 ## bench: the benchmarks, printed as tables (not part of `make test`).
 bench:
 	$(GO) run ./bench/connectors
+	$(GO) run ./bench/readpath
 
 ## generate: regenerate gqlgen code after a schema change.
 generate:
