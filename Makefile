@@ -27,6 +27,7 @@ bench:
 	$(GO) run ./bench/connectors
 	$(GO) run ./bench/imports
 	$(GO) run ./bench/subscriptions
+	$(GO) run ./bench/readpath
 
 ## generate: regenerate gqlgen code after a schema change.
 generate:

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wedsync/crmhub/resolvers"
 )
 
 // Config is crmhub's configuration, read from the environment. Every
@@ -72,6 +74,20 @@ type Config struct {
 	// noticed within KeepAliveInterval + KeepAliveTimeout. Defaults to 10
 	// seconds.
 	KeepAliveTimeout time.Duration
+	// CacheOff turns the read cache of client pages and clients off
+	// (CRMHUB_CACHE=off; "on" is the default), for measuring or debugging.
+	CacheOff bool
+	// CacheTTL bounds how long a cached page or client is kept
+	// (CRMHUB_CACHE_TTL); data changes never wait for it. Defaults to 5
+	// minutes.
+	CacheTTL time.Duration
+	// CacheMaxItems caps the cached pages and clients
+	// (CRMHUB_CACHE_MAX_ITEMS). Defaults to 20000.
+	CacheMaxItems int
+	// PrincipalCacheTTL is how long a token's principal is reused
+	// (CRMHUB_PRINCIPAL_CACHE_TTL): the bound on a revocation reaching a
+	// node that missed its notification. Defaults to 1 second.
+	PrincipalCacheTTL time.Duration
 }
 
 // Defaults of Config.
@@ -102,6 +118,9 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 		DBMaxConns:        DBMaxConnsDefault,
 		KeepAliveInterval: KeepAliveIntervalDefault,
 		KeepAliveTimeout:  KeepAliveTimeoutDefault,
+		CacheTTL:          resolvers.CacheTTLDefault,
+		CacheMaxItems:     resolvers.CacheMaxItemsDefault,
+		PrincipalCacheTTL: resolvers.PrincipalCacheTTLDefault,
 	}
 	var errs []error
 	if v := getenv("CRMHUB_LOG_LEVEL"); v != "" {
@@ -143,6 +162,16 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 	durVar("CRMHUB_RESCUE_STUCK_JOBS_AFTER", &c.RescueStuckJobsAfter)
 	durVar("CRMHUB_KEEPALIVE_INTERVAL", &c.KeepAliveInterval)
 	durVar("CRMHUB_KEEPALIVE_TIMEOUT", &c.KeepAliveTimeout)
+	durVar("CRMHUB_CACHE_TTL", &c.CacheTTL)
+	durVar("CRMHUB_PRINCIPAL_CACHE_TTL", &c.PrincipalCacheTTL)
+	intVar("CRMHUB_CACHE_MAX_ITEMS", &c.CacheMaxItems, 1, 10_000_000)
+	switch v := strings.ToLower(getenv("CRMHUB_CACHE")); v {
+	case "", "on":
+	case "off":
+		c.CacheOff = true
+	default:
+		errs = append(errs, fmt.Errorf("CRMHUB_CACHE must be on or off, not %q", v))
+	}
 	return c, errors.Join(errs...)
 }
 

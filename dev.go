@@ -75,7 +75,7 @@ func dev(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 	}
 
-	pool, err := openPool(ctx, cfg)
+	pool, err := openPool(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

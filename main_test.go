@@ -73,33 +73,38 @@ var testHTTPPolicy = crm.HTTPPolicy{
 // works import jobs too (short slices, fast connector retries).
 func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	t.Helper()
-	return setupAppWith(t, work, nil)
+	return setupAppWith(t, work, "", nil)
 }
 
-// setupAppWith is setupApp with the config adjusted by tune first.
-func setupAppWith(t *testing.T, work bool, tune func(*Config)) (*testBundle, *app) {
+// setupAppWith is setupApp on dbURL (a new database when empty), with
+// changes to the config and options; an existing database is not seeded
+// again, the bundle then has no organizations or tokens.
+func setupAppWith(t *testing.T, work bool, dbURL string, change func(*Config, *serveOptions)) (*testBundle, *app) {
 	t.Helper()
 	ctx := context.Background()
-	dbURL := dbtest.URL(t)
+	seed := dbURL == ""
+	if seed {
+		dbURL = dbtest.URL(t)
+	}
 	cfg, err := loadConfig(func(string) string { return "" }, "text")
 	require.NoError(t, err)
 	cfg.DatabaseURL = dbURL
 	cfg.SecretKey = testSecretKey()
 	cfg.ImportSlice = 2 * time.Second
-	if tune != nil {
-		tune(cfg)
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	a, err := newApp(ctx, cfg, log, serveOptions{
+	opts := serveOptions{
 		introspection: true,
 		connectorFunc: jobs.NewConnector(jobs.ConnectorOptions{HTTP: testHTTPPolicy, RequestsPerMinute: -1}),
-	})
+	}
+	if change != nil {
+		change(cfg, &opts)
+	}
+	a, err := newApp(ctx, cfg, log, opts)
 	require.NoError(t, err)
-	t.Cleanup(a.pool.Close)
-	t.Cleanup(func() { _ = a.stopProgress(context.Background()) })
+	t.Cleanup(a.close)
 	if work {
 		require.NoError(t, a.river.Start(ctx))
 		t.Cleanup(func() {
@@ -112,6 +117,9 @@ func setupAppWith(t *testing.T, work bool, tune func(*Config)) (*testBundle, *ap
 	t.Cleanup(srv.Close)
 
 	b := &testBundle{pool: a.pool, url: srv.URL, dbURL: dbURL, secretKey: cfg.SecretKey}
+	if !seed {
+		return b, a
+	}
 	q := db.New(a.pool)
 	b.orgA, err = q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: "studio-a", Name: "Studio A"})
 	require.NoError(t, err)

@@ -30,7 +30,7 @@ type metrics struct {
 	keepAliveTimeouts prometheus.Counter
 }
 
-func newMetrics(pool *pgxpool.Pool) *metrics {
+func newMetrics(pool *pgxpool.Pool, extra ...prometheus.Collector) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -61,6 +61,7 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 	m.registry.MustRegister(m.httpRequests, m.httpDuration, m.gqlOps, m.gqlDuration, m.liveConns, m.keepAliveTimeouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newPoolCollector(pool))
+	m.registry.MustRegister(extra...)
 	return m
 }
 

@@ -116,6 +116,8 @@ type serveOptions struct {
 	// connectorFunc overrides how import connectors are built (tests tune
 	// their HTTP retries); nil uses the real ones.
 	connectorFunc jobs.ConnectorFunc
+	// queryTracer sees every query of the pool (tests count them).
+	queryTracer pgx.QueryTracer
 }
 
 // app is the wired program: everything serve runs, without the listener, so
@@ -127,6 +129,9 @@ type app struct {
 	river    *river.Client[pgx.Tx]
 	live     *liveConns
 	handler  http.Handler
+	versions *db.VersionWatcher
+	// stopWatch stops the version watcher and waits for it.
+	stopWatch func()
 	// drain, when called, tells running imports to hand their runs back to
 	// the queue at their next page boundary.
 	drain func()
@@ -140,11 +145,18 @@ func (a *app) stopProgress(ctx context.Context) error {
 	return err
 }
 
+// close stops what newApp started and closes the pool.
+func (a *app) close() {
+	_ = a.stopProgress(context.Background())
+	a.stopWatch()
+	a.pool.Close()
+}
+
 // newApp wires the program in one readable sequence:
 // config → pool → stores → progress hub → River → GraphQL → HTTP.
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions) (_ *app, err error) {
 	// Pool.
-	pool, err := openPool(ctx, cfg)
+	pool, err := openPool(ctx, cfg, opts.queryTracer)
 	if err != nil {
 		return nil, err
 	}
@@ -200,16 +212,39 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	}
 	imports := &jobs.Imports{Pool: pool, Queries: queries, River: riverClient}
 
+	// Read cache: data versions followed over LISTEN, pages and principals
+	// in go-cache.
+	var cache *resolvers.Cache
+	versions := db.NewVersionWatcher(db.VersionWatcherConfig{
+		Pool: pool, Logger: log,
+		OnTokenRevokedFunc: func(int64) { cache.ForgetPrincipals() },
+	})
+	cache = resolvers.NewCache(resolvers.CacheConfig{
+		Disabled: cfg.CacheOff, TTL: cfg.CacheTTL, MaxItems: cfg.CacheMaxItems, PrincipalTTL: cfg.PrincipalCacheTTL,
+	}, versions)
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		versions.Run(watchCtx)
+	}()
+	stop := func() { stopWatch(); <-watchDone }
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+
 	// GraphQL.
-	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports, Progress: progress}
-	m := newMetrics(pool)
+	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports, Progress: progress, Cache: cache}
+	m := newMetrics(pool, cache.Collectors()...)
 	m.watchProgress(hub, progress)
 	live := newLiveConns(cfg, m)
 	gql := newGraphQLHandler(cfg, res, m, live, opts.introspection)
 
 	// HTTP.
 	mux := http.NewServeMux()
-	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(res.AuthMiddleware(gql)))
+	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(res.AuthMiddleware(res.WithLoaders(gql))))
 	mux.Handle("/graphql", m.instrument("/graphql", live.count(api)))
 	playground.Mount(mux, "/graphql")
 	mux.HandleFunc("GET /livez", livez)
@@ -221,8 +256,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	var drainOnce sync.Once
 	return &app{
 		pool: pool, hub: hub, progress: progress, river: riverClient, live: live,
-		handler: withRequestID(log, mux),
-		drain:   func() { drainOnce.Do(func() { close(draining) }) },
+		handler: withRequestID(log, mux), versions: versions, stopWatch: stop,
+		drain: func() { drainOnce.Do(func() { close(draining) }) },
 	}, nil
 }
 
@@ -234,7 +269,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOptions
 	if err != nil {
 		return err
 	}
-	defer a.pool.Close()
+	defer a.close()
 
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -320,10 +355,13 @@ func withTimeout(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-func openPool(ctx context.Context, cfg *Config) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, cfg *Config, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL is not a valid PostgreSQL URL: %w", err)
+	}
+	if tracer != nil {
+		pcfg.ConnConfig.Tracer = tracer
 	}
 	if pcfg.MaxConns < cfg.DBMaxConns {
 		pcfg.MaxConns = cfg.DBMaxConns
@@ -352,7 +390,7 @@ func withPool(ctx context.Context, getenv func(string) string, fn func(*Config, 
 		return errors.New("DATABASE_URL is not set: set it to a PostgreSQL URL (or run `crmhub dev-db-url` for a local one)")
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel)
-	pool, err := openPool(ctx, cfg)
+	pool, err := openPool(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

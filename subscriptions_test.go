@@ -523,7 +523,7 @@ func TestSubscriptionAuth(t *testing.T) {
 func TestSubscriptionsLeaveNothingBehind(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, a := setupAppWith(t, false, func(c *Config) {
+	b, a := setupAppWith(t, false, "", func(c *Config, _ *serveOptions) {
 		c.KeepAliveInterval = 200 * time.Millisecond
 		c.KeepAliveTimeout = 300 * time.Millisecond
 	})

@@ -67,32 +67,6 @@ func (q *Queries) ClientGetByID(ctx context.Context, orgID, id int64) (*Client, 
 	return c, nil
 }
 
-// ClientList returns one page of orgID's clients that are not deleted.
-func (q *Queries) ClientList(ctx context.Context, orgID int64, p *PageParams) ([]*Client, PageResult, error) {
-	clause, args := p.keysetClause("id", []any{orgID})
-	rows, err := q.exec.Query(ctx,
-		"SELECT "+clientColumns+" FROM clients WHERE org_id = $1 AND deleted_at IS NULL"+clause, args...)
-	if err != nil {
-		return nil, PageResult{}, fmt.Errorf("error listing clients: %w", err)
-	}
-	list, err := collect(rows, scanClient)
-	if err != nil {
-		return nil, PageResult{}, fmt.Errorf("error listing clients: %w", err)
-	}
-	list, res := finish(p, list)
-	return list, res, nil
-}
-
-// ClientCount counts orgID's clients that are not deleted.
-func (q *Queries) ClientCount(ctx context.Context, orgID int64) (int, error) {
-	var n int
-	err := q.exec.QueryRow(ctx, "SELECT count(*) FROM clients WHERE org_id = $1 AND deleted_at IS NULL", orgID).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("error counting clients: %w", err)
-	}
-	return n, nil
-}
-
 // ClientGetByIDAnyOrg returns a client whatever its organization; the caller
 // checks access on the row's OrgID.
 func (q *Queries) ClientGetByIDAnyOrg(ctx context.Context, id int64) (*Client, error) {

@@ -170,10 +170,7 @@ func (q *Queries) IntegrationDelete(ctx context.Context, orgID, id int64) error 
 		"UPDATE clients SET deleted_at = now(), updated_at = now() WHERE integration_id = $1 AND deleted_at IS NULL", id); err != nil {
 		return fmt.Errorf("error deleting clients of integration %d: %w", id, err)
 	}
-	if _, err := q.OrganizationBumpDataVersion(ctx, orgID); err != nil {
-		return err
-	}
-	return nil
+	return q.dataChanged(ctx, orgID)
 }
 
 // collect scans every row with scan.
@@ -227,6 +224,17 @@ func (q *Queries) IntegrationListDueForSync(ctx context.Context, limit int) ([]*
 		LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("error listing integrations due for sync: %w", err)
+	}
+	return collect(rows, scanIntegration)
+}
+
+// IntegrationGetManyAnyOrg returns the integrations among ids, deleted or
+// not, whatever their organization; dataloaders batch through it and check
+// the organization.
+func (q *Queries) IntegrationGetManyAnyOrg(ctx context.Context, ids []int64) ([]*Integration, error) {
+	rows, err := q.exec.Query(ctx, "SELECT "+integrationColumns+" FROM integrations WHERE id = ANY($1)", ids)
+	if err != nil {
+		return nil, fmt.Errorf("error loading integrations: %w", err)
 	}
 	return collect(rows, scanIntegration)
 }

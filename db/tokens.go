@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,6 +83,11 @@ func (q *Queries) APITokenRevoke(ctx context.Context, orgID, id int64) (*APIToke
 		RETURNING `+tokenColumns, id, orgID))
 	if err != nil {
 		return nil, fmt.Errorf("error revoking token %d: %w", id, err)
+	}
+	// Every node drops its cached principals at once; they expire within
+	// a second anyway, should a node miss this.
+	if _, err := q.exec.Exec(ctx, "SELECT pg_notify($1, $2)", TokenRevokedChannel, strconv.FormatInt(id, 10)); err != nil {
+		return nil, fmt.Errorf("error notifying revocation of token %d: %w", id, err)
 	}
 	return t, nil
 }

@@ -242,7 +242,7 @@ type ComplexityRoot struct {
 
 	Organization struct {
 		APITokens    func(childComplexity int, first *int, after *string, network *model.NetworkQuality) int
-		Clients      func(childComplexity int, first *int, after *string, last *int, before *string, network *model.NetworkQuality) int
+		Clients      func(childComplexity int, first *int, after *string, last *int, before *string, network *model.NetworkQuality, filter *model.ClientFilter, orderBy *model.ClientOrder) int
 		CreatedAt    func(childComplexity int) int
 		ID           func(childComplexity int) int
 		ImportRuns   func(childComplexity int, first *int, after *string, network *model.NetworkQuality, filter *model.ImportRunFilter) int
@@ -365,7 +365,7 @@ type OrganizationResolver interface {
 	ID(ctx context.Context, obj *db.Organization) (string, error)
 
 	Integrations(ctx context.Context, obj *db.Organization, first *int, after *string, last *int, before *string, network *model.NetworkQuality) (*model.IntegrationConnection, error)
-	Clients(ctx context.Context, obj *db.Organization, first *int, after *string, last *int, before *string, network *model.NetworkQuality) (*model.ClientConnection, error)
+	Clients(ctx context.Context, obj *db.Organization, first *int, after *string, last *int, before *string, network *model.NetworkQuality, filter *model.ClientFilter, orderBy *model.ClientOrder) (*model.ClientConnection, error)
 	ImportRuns(ctx context.Context, obj *db.Organization, first *int, after *string, network *model.NetworkQuality, filter *model.ImportRunFilter) (*model.ImportRunConnection, error)
 	APITokens(ctx context.Context, obj *db.Organization, first *int, after *string, network *model.NetworkQuality) (*model.APITokenConnection, error)
 }
@@ -1228,7 +1228,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Organization.Clients(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["network"].(*model.NetworkQuality)), true
+		return e.ComplexityRoot.Organization.Clients(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["network"].(*model.NetworkQuality), args["filter"].(*model.ClientFilter), args["orderBy"].(*model.ClientOrder)), true
 	case "Organization.createdAt":
 		if e.ComplexityRoot.Organization.CreatedAt == nil {
 			break
@@ -1403,6 +1403,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("CancelImportInput", ec.unmarshalInputCancelImportInput),
+			graphql.NewInputUnmarshaler("ClientFilter", ec.unmarshalInputClientFilter),
+			graphql.NewInputUnmarshaler("ClientOrder", ec.unmarshalInputClientOrder),
 			graphql.NewInputUnmarshaler("ColumnMappingInput", ec.unmarshalInputColumnMappingInput),
 			graphql.NewInputUnmarshaler("CreateApiTokenInput", ec.unmarshalInputCreateApiTokenInput),
 			graphql.NewInputUnmarshaler("CreateIntegrationInput", ec.unmarshalInputCreateIntegrationInput),
@@ -2303,6 +2305,22 @@ func (ec *executionContext) field_Organization_clients_args(ctx context.Context,
 		return nil, err
 	}
 	args["network"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.ClientFilter, error) {
+			return ec.unmarshalOClientFilter2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.ClientOrder, error) {
+			return ec.unmarshalOClientOrder2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg6
 	return args, nil
 }
 
@@ -5979,7 +5997,7 @@ func (ec *executionContext) _Organization_clients(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Organization().Clients(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["network"].(*model.NetworkQuality))
+			return ec.Resolvers.Organization().Clients(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["network"].(*model.NetworkQuality), fc.Args["filter"].(*model.ClientFilter), fc.Args["orderBy"].(*model.ClientOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ClientConnection) graphql.Marshaler {
@@ -7763,6 +7781,140 @@ func (ec *executionContext) unmarshalInputCancelImportInput(ctx context.Context,
 func UnmarshalCancelImportInput(ctx context.Context, raw any) (model.CancelImportInput, error) {
 	var out model.CancelImportInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CancelImportInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputClientFilter(ctx context.Context, obj any) (model.ClientFilter, error) {
+	var it model.ClientFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["includeDeleted"]; !present {
+		asMap["includeDeleted"] = false
+	}
+
+	fieldsInOrder := [...]string{"search", "stages", "eventDateFrom", "eventDateTo", "integrationIds", "includeDeleted"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "search":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("search"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Search = data
+		case "stages":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stages"))
+			data, err := ec.unmarshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStageᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Stages = data
+		case "eventDateFrom":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eventDateFrom"))
+			data, err := ec.unmarshalODate2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EventDateFrom = data
+		case "eventDateTo":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eventDateTo"))
+			data, err := ec.unmarshalODate2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EventDateTo = data
+		case "integrationIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("integrationIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IntegrationIds = data
+		case "includeDeleted":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("includeDeleted"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IncludeDeleted = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalClientFilter unmarshals raw into the ClientFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalClientFilter(ctx context.Context, raw any) (model.ClientFilter, error) {
+	var out model.ClientFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ClientFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputClientOrder(ctx context.Context, obj any) (model.ClientOrder, error) {
+	var it model.ClientOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNClientOrderField2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalOOrderDirection2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalClientOrder unmarshals raw into the ClientOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalClientOrder(ctx context.Context, raw any) (model.ClientOrder, error) {
+	var out model.ClientOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ClientOrder", raw, &out)
 	return out, err
 }
 
@@ -10559,6 +10711,26 @@ func (ec *executionContext) marshalNClientEdge2ᚖgithubᚗcomᚋwedsyncᚋcrmhu
 	return ec._ClientEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNClientOrderField2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientOrderField(ctx context.Context, v any) (model.ClientOrderField, error) {
+	var res model.ClientOrderField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNClientOrderField2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientOrderField(ctx context.Context, sel ast.SelectionSet, v model.ClientOrderField) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx context.Context, v any) (model.ClientStage, error) {
+	var res model.ClientStage
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx context.Context, sel ast.SelectionSet, v model.ClientStage) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNColumnMappingInput2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐColumnMappingInput(ctx context.Context, v any) (*model.ColumnMappingInput, error) {
 	res, err := ec.unmarshalInputColumnMappingInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
@@ -11186,6 +11358,58 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOClientFilter2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientFilter(ctx context.Context, v any) (*model.ClientFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputClientFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOClientOrder2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientOrder(ctx context.Context, v any) (*model.ClientOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputClientOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStageᚄ(ctx context.Context, v any) ([]model.ClientStage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.ClientStage, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStageᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ClientStage) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx context.Context, v any) (*model.ClientStage, error) {
 	if v == nil {
 		return nil, nil
@@ -11260,6 +11484,41 @@ func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel as
 	_ = sel
 	res := graphql.MarshalFloatContext(*v)
 	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) unmarshalOID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -11436,6 +11695,22 @@ func (ec *executionContext) marshalONode2githubᚗcomᚋwedsyncᚋcrmhubᚋgraph
 		return graphql.Null
 	}
 	return ec._Node(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOOrderDirection2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐOrderDirection(ctx context.Context, v any) (*model.OrderDirection, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.OrderDirection)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOOrderDirection2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐOrderDirection(ctx context.Context, sel ast.SelectionSet, v *model.OrderDirection) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOOrganization2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋdbᚐOrganization(ctx context.Context, sel ast.SelectionSet, v *db.Organization) graphql.Marshaler {

@@ -24,7 +24,11 @@ func (r *Resolver) Authenticate(ctx context.Context, header string) (*auth.Princ
 	if err != nil {
 		return nil, ErrBadToken
 	}
-	t, err := r.Queries.APITokenGetActiveByHash(ctx, auth.HashToken(token))
+	hash := auth.HashToken(token)
+	if p, ok := r.Cache.cachedPrincipal(hash); ok {
+		return p, nil
+	}
+	t, err := r.Queries.APITokenGetActiveByHash(ctx, hash)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, ErrBadToken
 	}
@@ -38,6 +42,7 @@ func (r *Resolver) Authenticate(ctx context.Context, header string) (*auth.Princ
 	if t.OrgID != nil {
 		p.OrgID = *t.OrgID
 	}
+	r.Cache.storePrincipal(hash, p)
 	return p, nil
 }
 

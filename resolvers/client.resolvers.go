@@ -19,7 +19,7 @@ func (r *clientResolver) ID(ctx context.Context, obj *db.Client) (string, error)
 }
 
 func (r *clientResolver) Integration(ctx context.Context, obj *db.Client) (*db.Integration, error) {
-	return r.Queries.IntegrationGetByIDAnyOrgIncludingDeleted(ctx, obj.OrgID, obj.IntegrationID)
+	return r.integrationOf(ctx, obj.OrgID, obj.IntegrationID)
 }
 
 func (r *clientResolver) DisplayName(ctx context.Context, obj *db.Client) (string, error) {

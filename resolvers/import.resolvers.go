@@ -35,7 +35,7 @@ func (r *importRunResolver) ID(ctx context.Context, obj *db.ImportRun) (string, 
 }
 
 func (r *importRunResolver) Integration(ctx context.Context, obj *db.ImportRun) (*db.Integration, error) {
-	return r.Queries.IntegrationGetByIDAnyOrgIncludingDeleted(ctx, obj.OrgID, obj.IntegrationID)
+	return r.integrationOf(ctx, obj.OrgID, obj.IntegrationID)
 }
 
 func (r *importRunResolver) Mode(ctx context.Context, obj *db.ImportRun) (model.ImportMode, error) {

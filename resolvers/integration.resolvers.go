@@ -38,7 +38,7 @@ func (r *integrationResolver) LastRun(ctx context.Context, obj *db.Integration) 
 	if obj.LastRunID == nil {
 		return nil, nil
 	}
-	return r.Queries.ImportRunGetByID(ctx, obj.OrgID, *obj.LastRunID)
+	return r.runOf(ctx, obj.OrgID, *obj.LastRunID)
 }
 
 func (r *integrationConnectionResolver) TotalCount(ctx context.Context, obj *model.IntegrationConnection) (int, error) {

@@ -21,6 +21,11 @@ func (r *queryResolver) loadNode(ctx context.Context, p *auth.Principal, typ str
 	case typeIntegration:
 		return loadOwned(ctx, p, id, r.Queries.IntegrationGetByIDAnyOrg, func(i *db.Integration) int64 { return i.OrgID })
 	case typeClient:
+		if p.OrgID != 0 {
+			// An organization's own token: its org, and so its cache
+			// version, is known before the row is.
+			return r.clientByID(ctx, p.OrgID, id)
+		}
 		return loadOwned(ctx, p, id, r.Queries.ClientGetByIDAnyOrg, func(c *db.Client) int64 { return c.OrgID })
 	case typeImportRun:
 		return loadOwned(ctx, p, id, r.Queries.ImportRunGetByIDAnyOrg, func(run *db.ImportRun) int64 { return run.OrgID })

@@ -40,27 +40,11 @@ func (r *organizationResolver) Integrations(ctx context.Context, obj *db.Organiz
 	return conn, nil
 }
 
-func (r *organizationResolver) Clients(ctx context.Context, obj *db.Organization, first *int, after *string, last *int, before *string, network *model.NetworkQuality) (*model.ClientConnection, error) {
+func (r *organizationResolver) Clients(ctx context.Context, obj *db.Organization, first *int, after *string, last *int, before *string, network *model.NetworkQuality, filter *model.ClientFilter, orderBy *model.ClientOrder) (*model.ClientConnection, error) {
 	if _, err := readableOrg(ctx, obj.ID); err != nil {
 		return nil, err
 	}
-	req, err := decidePage(ctx, first, last, after, before, network)
-	if err != nil {
-		return nil, err
-	}
-	rows, res, err := r.Queries.ClientList(ctx, obj.ID, &req.params)
-	if err != nil {
-		return nil, err
-	}
-	conn := &model.ClientConnection{
-		Nodes: rows, PageSize: req.params.Limit, Network: req.network,
-		PageInfo:  pageInfo(res, rows, func(c *db.Client) int64 { return c.ID }),
-		CountFunc: func(ctx context.Context) (int, error) { return r.Queries.ClientCount(ctx, obj.ID) },
-	}
-	for _, row := range rows {
-		conn.Edges = append(conn.Edges, &model.ClientEdge{Cursor: encodeCursor(row.ID), Node: row})
-	}
-	return conn, nil
+	return r.clientPage(ctx, obj.ID, first, after, last, before, network, filter, orderBy)
 }
 
 func (r *organizationResolver) ImportRuns(ctx context.Context, obj *db.Organization, first *int, after *string, network *model.NetworkQuality, filter *model.ImportRunFilter) (*model.ImportRunConnection, error) {

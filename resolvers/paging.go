@@ -1,11 +1,15 @@
 package resolvers
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/wedsync/crmhub/db"
 	"github.com/wedsync/crmhub/graph/model"
@@ -28,6 +32,15 @@ func sizeFor(n model.NetworkQuality) int {
 	default:
 		return PageSizeMedium
 	}
+}
+
+// hints is what WithClientHints learned from a request's client hints, and
+// whether a connection of the response fell back on them (the response then
+// varies with them).
+type hints struct {
+	network  model.NetworkQuality
+	present  bool
+	consumed atomic.Bool
 }
 
 type hintKey struct{}
@@ -65,18 +78,113 @@ func parseHintFloat(s string) (float64, bool) {
 	return f, err == nil && f >= 0
 }
 
+// hintHeaders are the client hints the page size depends on.
+const hintHeaders = "ECT, Downlink, RTT, Save-Data"
+
 // WithClientHints puts the request's network quality, from its client
-// hints, in the context, and asks browsers to send the hints.
+// hints, in the context, and asks browsers to send the hints (Accept-CH).
+// A response whose page size fell back on the hints (no first/last, no
+// network argument) says "Vary: ECT, Downlink, RTT, Save-Data", so a shared
+// cache keys it on them; every other response leaves them out of Vary and
+// stays cacheable across networks.
 func WithClientHints(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Accept-CH", "ECT, Downlink, RTT, Save-Data")
-		// The answer depends on these headers: shared caches must key on them.
-		w.Header().Add("Vary", "ECT, Downlink, RTT, Save-Data")
-		if n, ok := NetworkFromHints(r.Header); ok {
-			r = r.WithContext(context.WithValue(r.Context(), hintKey{}, n))
-		}
-		next.ServeHTTP(w, r)
+		w.Header().Set("Accept-CH", hintHeaders)
+		h := &hints{}
+		h.network, h.present = NetworkFromHints(r.Header)
+		r = r.WithContext(context.WithValue(r.Context(), hintKey{}, h))
+		next.ServeHTTP(&varyWriter{ResponseWriter: w, h: h}, r)
 	})
+}
+
+// varyWriter adds the hints to Vary when the response is written, after
+// the resolvers ran and know whether they used them.
+type varyWriter struct {
+	http.ResponseWriter
+	h       *hints
+	written bool
+}
+
+func (v *varyWriter) writeVary() {
+	if v.written {
+		return
+	}
+	v.written = true
+	if v.h.consumed.Load() {
+		v.Header().Add("Vary", hintHeaders)
+	}
+}
+
+func (v *varyWriter) WriteHeader(code int) {
+	v.writeVary()
+	v.ResponseWriter.WriteHeader(code)
+}
+
+func (v *varyWriter) Write(b []byte) (int, error) {
+	v.writeVary()
+	return v.ResponseWriter.Write(b)
+}
+
+// Flush lets SSE stream through.
+func (v *varyWriter) Flush() {
+	v.writeVary()
+	if f, ok := v.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (WebSocket
+// upgrades hijack it).
+func (v *varyWriter) Unwrap() http.ResponseWriter { return v.ResponseWriter }
+
+// Hijack lets WebSocket upgrades take the connection.
+func (v *varyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if hj, ok := v.ResponseWriter.(http.Hijacker); ok {
+		return hj.Hijack()
+	}
+	return nil, nil, errors.New("hijack not supported")
+}
+
+// pageSize is a connection's size and direction, decided.
+type pageSize struct {
+	limit    int
+	backward bool
+	network  model.NetworkQuality
+}
+
+// decideSize picks the page size in DESIGN.md's order: explicit first/last
+// clamped to 1..100, then the network argument, then client hints, then
+// MEDIUM.
+func decideSize(ctx context.Context, first, last *int, after, before *string, network *model.NetworkQuality) (pageSize, error) {
+	if first != nil && last != nil {
+		return pageSize{}, errBadInput("pass first or last, not both")
+	}
+	ps := pageSize{network: model.NetworkQualityMedium}
+	switch {
+	case network != nil:
+		ps.network = *network
+	case first == nil && last == nil:
+		// Only now does the answer depend on the hints (or on their
+		// absence): the response must vary with them.
+		if h, ok := ctx.Value(hintKey{}).(*hints); ok {
+			h.consumed.Store(true)
+			if h.present {
+				ps.network = h.network
+			}
+		}
+	}
+	ps.limit = sizeFor(ps.network)
+	switch {
+	case first != nil:
+		ps.limit = clamp(*first, 1, PageSizeMax)
+	case last != nil:
+		ps.limit = clamp(*last, 1, PageSizeMax)
+		ps.backward = true
+	case before != nil && after == nil:
+		// "before" alone pages backwards, as Relay clients expect.
+		ps.backward = true
+	}
+	return ps, nil
 }
 
 // pageRequest is a connection's arguments, decided.
@@ -85,32 +193,15 @@ type pageRequest struct {
 	network model.NetworkQuality
 }
 
-// decidePage picks the page size in DESIGN.md's order: explicit first/last
-// clamped to 1..100, then the network argument, then client hints, then
-// MEDIUM; and decodes the cursors.
+// decidePage decides the page size (decideSize) and decodes id cursors.
 func decidePage(ctx context.Context, first, last *int, after, before *string, network *model.NetworkQuality) (*pageRequest, error) {
-	if first != nil && last != nil {
-		return nil, errBadInput("pass first or last, not both")
+	ps, err := decideSize(ctx, first, last, after, before, network)
+	if err != nil {
+		return nil, err
 	}
-	req := &pageRequest{network: model.NetworkQualityMedium}
-	if n, ok := ctx.Value(hintKey{}).(model.NetworkQuality); ok {
-		req.network = n
-	}
-	if network != nil {
-		req.network = *network
-	}
-	req.params.Limit = sizeFor(req.network)
-	switch {
-	case first != nil:
-		req.params.Limit = clamp(*first, 1, PageSizeMax)
-	case last != nil:
-		req.params.Limit = clamp(*last, 1, PageSizeMax)
-		req.params.Backward = true
-	case before != nil && after == nil:
-		// "before" alone pages backwards, as Relay clients expect.
-		req.params.Backward = true
-	}
-	var err error
+	req := &pageRequest{network: ps.network}
+	req.params.Limit = ps.limit
+	req.params.Backward = ps.backward
 	if req.params.AfterID, err = decodeCursor(after); err != nil {
 		return nil, err
 	}

@@ -23,4 +23,6 @@ type Resolver struct {
 	Imports *jobs.Imports
 	// Progress fans committed run changes out to subscriptions.
 	Progress *db.ProgressHub
+	// Cache is the read tier in front of PostgreSQL; nil reads through.
+	Cache *Cache
 }

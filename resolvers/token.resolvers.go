@@ -60,6 +60,8 @@ func (r *mutationResolver) RevokeAPIToken(ctx context.Context, input model.Revok
 	if err != nil {
 		return nil, err
 	}
+	// This node forgets at once; the others hear the notification.
+	r.Cache.ForgetPrincipals()
 	return &model.RevokeAPITokenPayload{APIToken: t}, nil
 }
 

@@ -164,10 +164,16 @@ CREATE TABLE clients (
     -- alone.
     fillfactor = 80
 );
--- The list paths: every order the API offers, keyset over (key, id).
+-- The list paths: every order the API offers, keyset over (key, id), each
+-- index read forwards or backwards (first/after and last/before). The
+-- expressions must match db/clients.go's clientOrders exactly.
 CREATE INDEX clients_org_id_idx ON clients (org_id, id);
-CREATE INDEX clients_org_event_date_idx ON clients (org_id, event_date, id);
-CREATE INDEX clients_org_last_name_idx ON clients (org_id, last_name, id);
+-- EVENT_DATE puts clients without a date last in both directions: NULL
+-- becomes +infinity ascending and -infinity descending, so the keyset is a
+-- plain row comparison the index serves, with no OR over NULLs.
+CREATE INDEX clients_org_event_date_asc_idx ON clients (org_id, (coalesce(event_date, 'infinity'::date)), id);
+CREATE INDEX clients_org_event_date_desc_idx ON clients (org_id, (coalesce(event_date, '-infinity'::date)), id);
+CREATE INDEX clients_org_last_name_idx ON clients (org_id, (lower(last_name)), id);
 CREATE INDEX clients_org_updated_idx ON clients (org_id, updated_at, id);
 CREATE INDEX clients_org_created_idx ON clients (org_id, created_at, id);
 CREATE INDEX clients_org_email_idx ON clients (org_id, email_normalized) WHERE email_normalized <> '';

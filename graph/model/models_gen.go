@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/wedsync/crmhub/db"
@@ -18,6 +19,31 @@ type CancelImportInput struct {
 
 type CancelImportPayload struct {
 	Run *db.ImportRun `json:"run"`
+}
+
+// Narrows Organization.clients. Every field given must match (AND).
+type ClientFilter struct {
+	// Case-insensitive substring search over first, last, maiden and partner
+	// names, email and venue ("clar", "@gmail", "barn"). At least 3 characters
+	// (a trigram index serves it); shorter is BAD_USER_INPUT.
+	Search *string `json:"search,omitempty"`
+	// Any of these stages.
+	Stages []ClientStage `json:"stages,omitempty"`
+	// Event on or after this date (inclusive). Clients without an event date are left out when a bound is given.
+	EventDateFrom *time.Time `json:"eventDateFrom,omitempty"`
+	// Event on or before this date (inclusive).
+	EventDateTo *time.Time `json:"eventDateTo,omitempty"`
+	// Only clients of these integrations.
+	IntegrationIds []string `json:"integrationIds,omitempty"`
+	// Include soft-deleted clients (gone from the CRM or their integration deleted). Defaults to false.
+	IncludeDeleted *bool `json:"includeDeleted,omitempty"`
+}
+
+// How Organization.clients is sorted; ties are broken by id, so the order is
+// total and cursors are stable. A cursor only works with the order that made it.
+type ClientOrder struct {
+	Field     ClientOrderField `json:"field"`
+	Direction *OrderDirection  `json:"direction,omitempty"`
 }
 
 // Which CSV column holds a client field. Fields: externalId, firstName, lastName, maidenName, partnerFirstName, partnerLastName, fullName, email, phone, eventDate, venue, jobType, stage, leadSource, bookingValue, guestCount, createdAt.
@@ -152,6 +178,69 @@ type Viewer struct {
 	Organization *db.Organization `json:"organization,omitempty"`
 	// The label of the token in use.
 	TokenName string `json:"tokenName"`
+}
+
+type ClientOrderField string
+
+const (
+	// The wedding date; clients without one come last in both directions.
+	ClientOrderFieldEventDate ClientOrderField = "EVENT_DATE"
+	// Last name, case-insensitive.
+	ClientOrderFieldLastName ClientOrderField = "LAST_NAME"
+	// When crmhub last changed the client.
+	ClientOrderFieldUpdatedAt ClientOrderField = "UPDATED_AT"
+	// When crmhub first imported the client.
+	ClientOrderFieldCreatedAt ClientOrderField = "CREATED_AT"
+)
+
+var AllClientOrderField = []ClientOrderField{
+	ClientOrderFieldEventDate,
+	ClientOrderFieldLastName,
+	ClientOrderFieldUpdatedAt,
+	ClientOrderFieldCreatedAt,
+}
+
+func (e ClientOrderField) IsValid() bool {
+	switch e {
+	case ClientOrderFieldEventDate, ClientOrderFieldLastName, ClientOrderFieldUpdatedAt, ClientOrderFieldCreatedAt:
+		return true
+	}
+	return false
+}
+
+func (e ClientOrderField) String() string {
+	return string(e)
+}
+
+func (e *ClientOrderField) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ClientOrderField(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ClientOrderField", str)
+	}
+	return nil
+}
+
+func (e ClientOrderField) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ClientOrderField) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ClientOrderField) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type ClientStage string
@@ -580,6 +669,61 @@ func (e *NetworkQuality) UnmarshalJSON(b []byte) error {
 }
 
 func (e NetworkQuality) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type OrderDirection string
+
+const (
+	OrderDirectionAsc  OrderDirection = "ASC"
+	OrderDirectionDesc OrderDirection = "DESC"
+)
+
+var AllOrderDirection = []OrderDirection{
+	OrderDirectionAsc,
+	OrderDirectionDesc,
+}
+
+func (e OrderDirection) IsValid() bool {
+	switch e {
+	case OrderDirectionAsc, OrderDirectionDesc:
+		return true
+	}
+	return false
+}
+
+func (e OrderDirection) String() string {
+	return string(e)
+}
+
+func (e *OrderDirection) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = OrderDirection(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid OrderDirection", str)
+	}
+	return nil
+}
+
+func (e OrderDirection) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *OrderDirection) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e OrderDirection) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -1,0 +1,394 @@
+// Command readpath measures crmhub's read path over loopback: one
+// organization with 1,000,000 clients, 64 concurrent connections, the first
+// page of clients(first: 50), a page at depth 900,000 and text searches,
+// with the read cache on and off, against { __typename } on the same
+// server. It builds crmhub, loads the data with one SQL statement and runs
+// `crmhub serve` twice (CRMHUB_CACHE=on, then off).
+//
+//	go run ./bench/readpath                  # 1,000,000 clients, 5 s per case
+//	go run ./bench/readpath -n 100000 -d 2s  # quick run
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wedsync/crmhub/auth"
+	"github.com/wedsync/crmhub/db"
+	"github.com/wedsync/crmhub/db/bootstrap"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+const pageQuery = `query($after: String) { organization { clients(first: 50, after: $after) {
+  edges { cursor node { id displayName email eventDate venue stage } } pageInfo { endCursor hasNextPage } } } }`
+
+const searchQuery = `query($q: String!) { organization { clients(first: 50, filter: {search: $q}) {
+  edges { cursor node { id displayName email eventDate venue stage } } pageInfo { endCursor hasNextPage } } } }`
+
+type benchCase struct {
+	name  string
+	body  []byte
+	cache bool
+}
+
+type result struct {
+	benchCase
+	requests int
+	errors   int64
+	rps      float64
+	p50, p99 time.Duration
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("readpath", flag.ContinueOnError)
+	n := fs.Int("n", 1_000_000, "clients in the organization")
+	conc := fs.Int("c", 64, "concurrent connections")
+	dur := fs.Duration("d", 5*time.Second, "measuring time per case (after 1 s of warm-up)")
+	reuse := fs.Bool("reuse", false, "reuse the bench database when it already holds n clients")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	base, err := bootstrap.URL(ctx, log, bootstrap.Config{
+		DatabaseURL: os.Getenv("DATABASE_URL"), DataDir: filepath.Join(".data", "postgres"),
+		Stdout: os.Stderr, Stderr: os.Stderr,
+	})
+	if err != nil {
+		return fmt.Errorf("error finding PostgreSQL: %w", err)
+	}
+	dbURL, err := prepareDatabase(ctx, base, *n, *reuse)
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("error opening pool: %w", err)
+	}
+	defer pool.Close()
+	token, deepCursor, err := prepareOrg(ctx, pool, *n)
+	if err != nil {
+		return err
+	}
+
+	tmp, err := os.MkdirTemp("", "crmhub-readpath-")
+	if err != nil {
+		return fmt.Errorf("error making a temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "crmhub")
+	fmt.Fprintln(os.Stderr, "building crmhub…")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("error building crmhub: %w: %s", err, out)
+	}
+
+	body := func(q string, vars map[string]any) []byte {
+		b, _ := json.Marshal(map[string]any{"query": q, "variables": vars})
+		return b
+	}
+	var results []result
+	for _, cache := range []bool{true, false} {
+		addr, stop, err := startServer(ctx, bin, dbURL, cache)
+		if err != nil {
+			return err
+		}
+		cases := []benchCase{
+			{name: "{ __typename }", body: body(`{ __typename }`, nil)},
+			{name: "clients(first: 50) first page", body: body(pageQuery, nil)},
+			{name: "clients(first: 50) at depth 900,000", body: body(pageQuery, map[string]any{"after": deepCursor})},
+			{name: `search "nguyen" (1 in 8 match)`, body: body(searchQuery, map[string]any{"q": "nguyen"})},
+			{name: `search "guest77777" (11 match)`, body: body(searchQuery, map[string]any{"q": "guest77777"})},
+		}
+		for _, c := range cases {
+			c.cache = cache
+			fmt.Fprintf(os.Stderr, "measuring %s (cache %v)…\n", c.name, cache)
+			r, err := measure(ctx, "http://"+addr+"/graphql", token, c, *conc, *dur)
+			if err != nil {
+				stop()
+				return err
+			}
+			results = append(results, r)
+		}
+		stop()
+	}
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "case\tcache\treq/s\tp50\tp99\terrors\t\n")
+	for _, r := range results {
+		cache := "off"
+		if r.cache {
+			cache = "on"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t\n", r.name, cache, r.rps, ms(r.p50), ms(r.p99), r.errors)
+	}
+	_ = tw.Flush()
+	find := func(name string, cache bool) result {
+		for _, r := range results {
+			if r.name == name && r.cache == cache {
+				return r
+			}
+		}
+		return result{}
+	}
+	typename := find("{ __typename }", true)
+	for _, cache := range []bool{true, false} {
+		first, deep := find("clients(first: 50) first page", cache), find("clients(first: 50) at depth 900,000", cache)
+		fmt.Printf("cache %-3v: depth-900,000 p99 / first-page p99 = %.2f (target ≤ 1.5)\n", onOff(cache), float64(deep.p99)/float64(first.p99))
+	}
+	fmt.Printf("cached first page req/s / { __typename } req/s = %.2f (target ≥ 0.7)\n", find("clients(first: 50) first page", true).rps/typename.rps)
+	fmt.Printf("uncached first page p99 = %s (target ≤ 20 ms)\n", ms(find("clients(first: 50) first page", false).p99))
+	fmt.Printf("(%d clients, %d connections, %s per case, GOMAXPROCS of this machine: %d CPUs)\n", *n, *conc, *dur, runtime.NumCPU())
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// prepareDatabase creates (or reuses) the database crmhub_bench_readpath, migrated.
+func prepareDatabase(ctx context.Context, base string, n int, reuse bool) (string, error) {
+	admin, err := pgxpool.New(ctx, base)
+	if err != nil {
+		return "", fmt.Errorf("error connecting: %w", err)
+	}
+	defer admin.Close()
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'crmhub_bench_readpath')").Scan(&exists); err != nil {
+		return "", fmt.Errorf("error checking for the bench database: %w", err)
+	}
+	dbURL, err := replaceDatabase(base, "crmhub_bench_readpath")
+	if err != nil {
+		return "", err
+	}
+	if exists && reuse {
+		return dbURL, nil
+	}
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS crmhub_bench_readpath WITH (FORCE)"); err != nil {
+		return "", fmt.Errorf("error dropping the bench database: %w", err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE crmhub_bench_readpath"); err != nil {
+		return "", fmt.Errorf("error creating the bench database: %w", err)
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return "", fmt.Errorf("error connecting to the bench database: %w", err)
+	}
+	defer pool.Close()
+	if err := db.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		return "", err
+	}
+	return dbURL, nil
+}
+
+// replaceDatabase points a PostgreSQL URL at another database.
+func replaceDatabase(base, name string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("error parsing the database URL: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// prepareOrg makes the organization, its n clients and an OWNER token, and
+// returns the token and the cursor of the 900,000th client in the default
+// order.
+func prepareOrg(ctx context.Context, pool *pgxpool.Pool, n int) (string, string, error) {
+	q := db.New(pool)
+	org, err := q.OrganizationGetBySlug(ctx, "bench")
+	if errors.Is(err, db.ErrNotFound) {
+		if org, err = q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: "bench", Name: "Bench Studio"}); err != nil {
+			return "", "", err
+		}
+	} else if err != nil {
+		return "", "", err
+	}
+	var have int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM clients WHERE org_id = $1", org.ID).Scan(&have); err != nil {
+		return "", "", fmt.Errorf("error counting clients: %w", err)
+	}
+	if have != n {
+		if _, err := pool.Exec(ctx, "DELETE FROM clients WHERE org_id = $1", org.ID); err != nil {
+			return "", "", fmt.Errorf("error clearing clients: %w", err)
+		}
+		var integ int64
+		if err := pool.QueryRow(ctx, "INSERT INTO integrations (org_id, provider, name) VALUES ($1, 'CSV', 'Bench') RETURNING id", org.ID).Scan(&integ); err != nil {
+			return "", "", fmt.Errorf("error creating integration: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "loading %d clients…\n", n)
+		start := time.Now()
+		if _, err := pool.Exec(ctx, `
+			INSERT INTO clients (org_id, integration_id, external_id, first_name, last_name, partner_first_name,
+				partner_last_name, email, email_normalized, phone, event_date, venue, stage, created_at, updated_at)
+			SELECT $1, $2, 'b' || g,
+				(ARRAY['Emma','Olivia','Ava','Mia','Noah','Liam','Sofia','Chloe','Grace','Isla','Amelia','Ethan','Lucas','Mateo','Hana'])[1 + g % 15],
+				(ARRAY['Smith','Clarke','Brown','Nguyen','Okafor','Garcia','Rossi','Kowalski','Murphy','Silva','Patel','Kim','Novak','Dubois','Jensen','Haddad'])[1 + (g / 3) % 16],
+				(ARRAY['James','Lucas','Sofia','Chloe','Aisha','Mason','Zoe'])[1 + g % 7],
+				(ARRAY['Hart','Bell','Moreau','Costa','Ivanova','Walsh','Sato','Fischer','Reyes'])[1 + g % 9],
+				'guest' || g || '@example.com', 'guest' || g || '@example.com', '+4420' || lpad((g % 100000000)::text, 8, '0'),
+				CASE WHEN g % 11 = 0 THEN NULL ELSE date '2026-04-01' + (g % 210) END,
+				(ARRAY['The Old Barn','Lakeside Hall','St Mary''s Church','Rosewood Manor','Harbour View Hotel','Cliffside Gardens'])[1 + g % 6],
+				(ARRAY['LEAD','BOOKED','FULFILLED','COMPLETED','LOST'])[1 + g % 5],
+				timestamptz '2025-01-01' + g * interval '10 seconds', now()
+			FROM generate_series(1, $3::int) g`, org.ID, integ, n); err != nil {
+			return "", "", fmt.Errorf("error loading clients: %w", err)
+		}
+		if _, err := pool.Exec(ctx, "VACUUM ANALYZE clients"); err != nil {
+			return "", "", fmt.Errorf("error analysing clients: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "loaded in %s\n", time.Since(start).Round(time.Second))
+	}
+	token, hash := auth.NewToken()
+	if _, err := q.APITokenCreate(ctx, &db.APITokenCreateParams{OrgID: &org.ID, Name: "bench", Role: string(auth.RoleOwner), Hash: hash, Prefix: token[:len(auth.TokenPrefix)+4]}); err != nil {
+		return "", "", err
+	}
+	depth := min(900_000, n-50)
+	var id int64
+	if err := pool.QueryRow(ctx, "SELECT id FROM clients WHERE org_id = $1 AND deleted_at IS NULL ORDER BY id OFFSET $2 LIMIT 1", org.ID, depth-1).Scan(&id); err != nil {
+		return "", "", fmt.Errorf("error finding the client at depth %d: %w", depth, err)
+	}
+	// The default order's cursor (resolvers/clients.go): "k|ID:A|<id>|".
+	cursor := base64.RawURLEncoding.EncodeToString([]byte("k|ID:A|" + strconv.FormatInt(id, 10) + "|"))
+	return token, cursor, nil
+}
+
+// startServer runs `crmhub serve` on a free loopback port and waits until
+// it answers.
+func startServer(ctx context.Context, bin, dbURL string, cache bool) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("error finding a port: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "CRMHUB_ADDR="+addr,
+		"CRMHUB_SECRET_KEY="+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
+		"CRMHUB_LOG_LEVEL=warn", "CRMHUB_CACHE="+onOff(cache), "CRMHUB_MAX_WORKERS=1")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("error starting crmhub: %w", err)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				// Let the LISTEN connection come up before measuring.
+				time.Sleep(500 * time.Millisecond)
+				return addr, stop, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, errors.New("crmhub did not become ready in 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// measure runs c from conc connections for warm-up plus d and returns the
+// throughput and latency percentiles of the measured part.
+func measure(ctx context.Context, target, token string, c benchCase, conc int, d time.Duration) (result, error) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
+	defer client.CloseIdleConnections()
+	// Check once that the case works.
+	if err := do(ctx, client, target, token, c.body); err != nil {
+		return result{}, fmt.Errorf("%s: %w", c.name, err)
+	}
+	warmEnd := time.Now().Add(time.Second)
+	end := warmEnd.Add(d)
+	var errs atomic.Int64
+	lat := make([][]time.Duration, conc)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				start := time.Now()
+				if start.After(end) {
+					return
+				}
+				err := do(ctx, client, target, token, c.body)
+				if start.After(warmEnd) {
+					if err != nil {
+						errs.Add(1)
+					}
+					lat[w] = append(lat[w], time.Since(start))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	r := result{benchCase: c, requests: len(all), errors: errs.Load(), rps: float64(len(all)) / d.Seconds()}
+	if len(all) > 0 {
+		r.p50 = all[len(all)*50/100]
+		r.p99 = all[len(all)*99/100]
+	}
+	return r, nil
+}
+
+func do(ctx context.Context, client *http.Client, target, token string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || bytes.Contains(raw, []byte(`"errors"`)) {
+		return fmt.Errorf("status %d: %.300s", resp.StatusCode, raw)
+	}
+	return nil
+}
