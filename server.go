@@ -130,8 +130,6 @@ type app struct {
 	live     *liveConns
 	handler  http.Handler
 	versions *db.VersionWatcher
-	// stopWatch stops the version watcher and waits for it.
-	stopWatch func()
 	// drain, when called, tells running imports to hand their runs back to
 	// the queue at their next page boundary.
 	drain func()
@@ -148,7 +146,6 @@ func (a *app) stopProgress(ctx context.Context) error {
 // close stops what newApp started and closes the pool.
 func (a *app) close() {
 	_ = a.stopProgress(context.Background())
-	a.stopWatch()
 	a.pool.Close()
 }
 
@@ -176,10 +173,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	}
 	queries := db.New(pool)
 
-	// Progress hub: one LISTEN connection of its own (not from the pool),
-	// fanning committed run changes out to this node's subscribers.
+	// LISTEN hub: one connection of its own (not from the pool) per node,
+	// fanning committed run changes out to this node's subscribers and data
+	// versions and token revocations out to its caches. It starts once every
+	// handler is registered (below, with the read cache).
 	hub, err := db.NewHub(db.HubConfig{
-		ConnConfig: pool.Config().ConnConfig, Channels: []string{db.ProgressChannel}, Logger: log.With("module", "hub"),
+		ConnConfig: pool.Config().ConnConfig, Logger: log.With("module", "hub"),
+		Channels: []string{db.ProgressChannel, db.DataVersionChannel, db.TokenRevokedChannel},
 	})
 	if err != nil {
 		return nil, err
@@ -188,7 +188,6 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	if _, err := hub.Handle(db.ProgressChannel, progress); err != nil {
 		return nil, err
 	}
-	hub.Start(ctx)
 	defer func() {
 		if err != nil {
 			_ = hub.Stop(ctx)
@@ -215,25 +214,17 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	// Read cache: data versions followed over LISTEN, pages and principals
 	// in go-cache.
 	var cache *resolvers.Cache
-	versions := db.NewVersionWatcher(db.VersionWatcherConfig{
-		Pool: pool, Logger: log,
+	versions, err := db.NewVersionWatcher(db.VersionWatcherConfig{
+		Pool: pool, Hub: hub, Logger: log,
 		OnTokenRevokedFunc: func(int64) { cache.ForgetPrincipals() },
 	})
+	if err != nil {
+		return nil, err
+	}
 	cache = resolvers.NewCache(resolvers.CacheConfig{
 		Disabled: cfg.CacheOff, TTL: cfg.CacheTTL, MaxItems: cfg.CacheMaxItems, PrincipalTTL: cfg.PrincipalCacheTTL,
 	}, versions)
-	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		versions.Run(watchCtx)
-	}()
-	stop := func() { stopWatch(); <-watchDone }
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
+	hub.Start(ctx)
 
 	// GraphQL.
 	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports, Progress: progress, Cache: cache}
@@ -256,7 +247,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	var drainOnce sync.Once
 	return &app{
 		pool: pool, hub: hub, progress: progress, river: riverClient, live: live,
-		handler: withRequestID(log, mux), versions: versions, stopWatch: stop,
+		handler: withRequestID(log, mux), versions: versions,
 		drain: func() { drainOnce.Do(func() { close(draining) }) },
 	}, nil
 }

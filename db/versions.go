@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -20,17 +19,14 @@ const TokenRevokedChannel = "crmhub_token_revoked"
 
 // VersionWatcher knows every organization's current data version on this
 // node: it reads a version once from the database and then follows
-// DataVersionChannel on a LISTEN connection of its own. While that
-// connection is down it knows nothing (Version says so), because any
-// notification may be missed; callers then bypass what they cached.
-//
-// It is self-contained so it can later be folded into the node's one
-// LISTEN hub.
+// DataVersionChannel through the node's LISTEN hub. While the hub is down it
+// knows nothing (Version says so), because any notification may be missed;
+// callers then bypass what they cached.
 type VersionWatcher struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	// onTokenRevoked is called for every revoked token id, and with 0 when
-	// the connection comes back (revocations may have been missed).
+	// the hub comes back (revocations may have been missed).
 	onTokenRevoked func(tokenID int64)
 
 	mu       sync.RWMutex
@@ -40,35 +36,45 @@ type VersionWatcher struct {
 	// notification.
 	epoch     atomic.Uint64
 	listening atomic.Bool
+	hub       *Hub
 }
 
 // VersionWatcherConfig configures a VersionWatcher.
 type VersionWatcherConfig struct {
-	// Pool is where versions are read and whose configuration the LISTEN
-	// connection copies.
+	// Pool is where versions are read.
 	Pool *pgxpool.Pool
-	// Logger logs connection trouble.
+	// Hub delivers DataVersionChannel and TokenRevokedChannel; it must
+	// listen on both.
+	Hub *Hub
+	// Logger logs bad notifications.
 	Logger *slog.Logger
 	// OnTokenRevokedFunc is called with a revoked token's id, and with 0
 	// after a reconnect. Optional.
 	OnTokenRevokedFunc func(tokenID int64)
 }
 
-// NewVersionWatcher returns a watcher; Run makes it listen.
-func NewVersionWatcher(cfg VersionWatcherConfig) *VersionWatcher {
-	return &VersionWatcher{
+// NewVersionWatcher returns a watcher registered on the hub.
+func NewVersionWatcher(cfg VersionWatcherConfig) (*VersionWatcher, error) {
+	w := &VersionWatcher{
 		pool: cfg.Pool, log: cfg.Logger, onTokenRevoked: cfg.OnTokenRevokedFunc,
-		versions: map[int64]int64{},
+		versions: map[int64]int64{}, hub: cfg.Hub,
 	}
+	if _, err := cfg.Hub.Handle(DataVersionChannel, versionHandler{w}); err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Hub.Handle(TokenRevokedChannel, revocationHandler{w}); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // Listening tells whether the watcher is following notifications now.
-func (w *VersionWatcher) Listening() bool { return w.listening.Load() }
+func (w *VersionWatcher) Listening() bool { return w.listening.Load() && w.hub.State().Connected }
 
 // Version returns orgID's current data version. ok is false while the
-// watcher cannot know (its LISTEN connection is down).
+// watcher cannot know (the hub's LISTEN connection is down).
 func (w *VersionWatcher) Version(ctx context.Context, orgID int64) (v int64, ok bool, err error) {
-	if !w.listening.Load() {
+	if !w.Listening() {
 		return 0, false, nil
 	}
 	w.mu.RLock()
@@ -83,7 +89,7 @@ func (w *VersionWatcher) Version(ctx context.Context, orgID int64) (v int64, ok 
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.epoch.Load() != epoch || !w.listening.Load() {
+	if w.epoch.Load() != epoch || !w.Listening() {
 		return 0, false, nil
 	}
 	// A notification may have raced ahead of the read: versions only grow.
@@ -103,37 +109,9 @@ func (w *VersionWatcher) observe(orgID, v int64) {
 	}
 }
 
-// Run listens until ctx ends, reconnecting with a backoff.
-func (w *VersionWatcher) Run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := w.listen(ctx)
-		w.listening.Store(false)
-		if ctx.Err() != nil {
-			return
-		}
-		w.log.WarnContext(ctx, "data version listener down; caches bypassed", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-func (w *VersionWatcher) listen(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, w.pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return fmt.Errorf("error connecting for LISTEN: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	for _, ch := range []string{DataVersionChannel, TokenRevokedChannel} {
-		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
-			return fmt.Errorf("error listening on %s: %w", ch, err)
-		}
-	}
-	// Everything learned before this point may have missed a change.
+// resync forgets everything learned before a (re)connect, which may have
+// missed a change.
+func (w *VersionWatcher) resync() {
 	w.mu.Lock()
 	w.epoch.Add(1)
 	clear(w.versions)
@@ -142,29 +120,35 @@ func (w *VersionWatcher) listen(ctx context.Context) error {
 	if w.onTokenRevoked != nil {
 		w.onTokenRevoked(0)
 	}
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return fmt.Errorf("error waiting for notifications: %w", err)
-		}
-		switch n.Channel {
-		case DataVersionChannel:
-			org, ver, found := strings.Cut(n.Payload, ":")
-			orgID, err1 := strconv.ParseInt(org, 10, 64)
-			v, err2 := strconv.ParseInt(ver, 10, 64)
-			if !found || err1 != nil || err2 != nil {
-				w.log.WarnContext(ctx, "bad data version notification", "payload", n.Payload)
-				continue
-			}
-			w.observe(orgID, v)
-		case TokenRevokedChannel:
-			id, err := strconv.ParseInt(n.Payload, 10, 64)
-			if err != nil {
-				id = 0
-			}
-			if w.onTokenRevoked != nil {
-				w.onTokenRevoked(id)
-			}
-		}
+}
+
+// versionHandler takes DataVersionChannel's "orgID:version" payloads.
+type versionHandler struct{ w *VersionWatcher }
+
+func (h versionHandler) Notify(payload string) {
+	org, ver, found := strings.Cut(payload, ":")
+	orgID, err1 := strconv.ParseInt(org, 10, 64)
+	v, err2 := strconv.ParseInt(ver, 10, 64)
+	if !found || err1 != nil || err2 != nil {
+		h.w.log.Warn("bad data version notification", "payload", payload)
+		return
+	}
+	h.w.observe(orgID, v)
+}
+
+func (h versionHandler) Resync(time.Time) { h.w.resync() }
+
+// revocationHandler takes TokenRevokedChannel's token ids.
+type revocationHandler struct{ w *VersionWatcher }
+
+func (h revocationHandler) Notify(payload string) {
+	id, err := strconv.ParseInt(payload, 10, 64)
+	if err != nil {
+		id = 0
+	}
+	if h.w.onTokenRevoked != nil {
+		h.w.onTokenRevoked(id)
 	}
 }
+
+func (h revocationHandler) Resync(time.Time) {}
