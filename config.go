@@ -60,6 +60,8 @@ type Config struct {
 	// provider's (Tave 100, HoneyBook 300), -1 turns it off. Defaults to 0
 	// in serve and -1 in dev, whose CRMs are the local simulator.
 	CRMRequestsPerMinute int
+	// Limits are the API's abuse limits (config_limits.go).
+	Limits Limits
 }
 
 // Defaults of Config.
@@ -121,6 +123,8 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 	maxConns := int(c.DBMaxConns)
 	intVar("CRMHUB_DB_MAX_CONNS", &maxConns, 4, 10000)
 	c.DBMaxConns = int32(maxConns)
+	limits, limitErrs := loadLimits(getenv)
+	c.Limits, errs = limits, append(errs, limitErrs...)
 	durVar("CRMHUB_REQUEST_TIMEOUT", &c.RequestTimeout)
 	durVar("CRMHUB_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	durVar("CRMHUB_IMPORT_SLICE", &c.ImportSlice)

@@ -67,10 +67,8 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, introspec
 
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(r.Log))
-	if introspection {
-		srv.Use(extension.Introspection{})
-	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache()})
+	hardenGraphQL(srv, cfg, r, introspection)
 	srv.Use(gqlExtension{m: m})
 	srv.AroundOperations(resolvers.RequireAuth)
 	return srv
