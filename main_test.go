@@ -73,6 +73,14 @@ var testHTTPPolicy = crm.HTTPPolicy{
 // works import jobs too (short slices, fast connector retries).
 func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	t.Helper()
+	return setupAppConfig(t, work, nil)
+}
+
+// setupAppConfig is setupApp with the config adjusted by tune (nil leaves
+// it). Rate limits are off unless tune turns them on: they have tests of
+// their own.
+func setupAppConfig(t *testing.T, work bool, tune func(*Config)) (*testBundle, *app) {
+	t.Helper()
 	ctx := context.Background()
 	dbURL := dbtest.URL(t)
 	cfg, err := loadConfig(func(string) string { return "" }, "text")
@@ -80,6 +88,10 @@ func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	cfg.DatabaseURL = dbURL
 	cfg.SecretKey = testSecretKey()
 	cfg.ImportSlice = 2 * time.Second
+	cfg.Limits.RateLimitPerMinute = 0
+	if tune != nil {
+		tune(cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-		"strconv"
+	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
