@@ -76,10 +76,10 @@ func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	return setupAppConfig(t, work, nil)
 }
 
-// setupAppConfig is setupApp with the config adjusted by tune (nil leaves
-// it). Rate limits are off unless tune turns them on: they have tests of
-// their own.
-func setupAppConfig(t *testing.T, work bool, tune func(*Config)) (*testBundle, *app) {
+// setupAppConfig is setupApp with the config and options adjusted by tune
+// (nil leaves them). Rate limits are off unless tune turns them on: they
+// have tests of their own.
+func setupAppConfig(t testing.TB, work bool, tune func(*Config, *serveOptions)) (*testBundle, *app) {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := dbtest.URL(t)
@@ -89,17 +89,18 @@ func setupAppConfig(t *testing.T, work bool, tune func(*Config)) (*testBundle, *
 	cfg.SecretKey = testSecretKey()
 	cfg.ImportSlice = 2 * time.Second
 	cfg.Limits.RateLimitPerMinute = 0
-	if tune != nil {
-		tune(cfg)
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	a, err := newApp(ctx, cfg, log, serveOptions{
+	opts := serveOptions{
 		introspection: true,
 		connectorFunc: jobs.NewConnector(jobs.ConnectorOptions{HTTP: testHTTPPolicy, RequestsPerMinute: -1}),
-	})
+	}
+	if tune != nil {
+		tune(cfg, &opts)
+	}
+	a, err := newApp(ctx, cfg, log, opts)
 	require.NoError(t, err)
 	t.Cleanup(a.pool.Close)
 	if work {

@@ -118,8 +118,11 @@ func (l *QueryLimits) MutateOperationParameters(ctx context.Context, params *gra
 	}
 	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, l.MaxTokens)
 	if err != nil {
-		if strings.Contains(err.Error(), "exceeded token limit") {
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "exceeded token limit"):
 			return limitError(CodeComplexity, fmt.Sprintf("the query has more than %d tokens, the limit", l.MaxTokens))
+		case strings.Contains(msg, "exceeded maximum nesting depth"):
+			return limitError(CodeDepth, fmt.Sprintf("the query nests deeper than the parser allows; the limit is %d", l.MaxDepth))
 		}
 		return nil // gqlgen's own parse reports the syntax error.
 	}
