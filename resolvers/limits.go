@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -508,6 +509,12 @@ func (p IntrospectionPolicy) Allowed(ctx context.Context) bool {
 // per request and covers every "Did you mean" message.
 func (p IntrospectionPolicy) HideSuggestions(next graphql.ErrorPresenterFunc) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
+		if isIntrospectionDisabled(err) {
+			e := graphql.DefaultErrorPresenter(ctx, err)
+			e.Message = "introspection is for SUPPORT tokens (or a server with CRMHUB_INTROSPECTION=on)"
+			e.Extensions = map[string]any{"code": CodeForbidden}
+			return e
+		}
 		e := next(ctx, err)
 		if e != nil && !p.Allowed(ctx) {
 			e.Message = withoutSuggestion(e.Message)
@@ -523,4 +530,15 @@ func withoutSuggestion(msg string) string {
 		return strings.TrimSpace(msg[:i])
 	}
 	return msg
+}
+
+// isIntrospectionDisabled reports whether err is gqlgen's answer to
+// introspection while it is off; gqlgen exports no sentinel for it.
+func isIntrospectionDisabled(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "introspection disabled" {
+			return true
+		}
+	}
+	return false
 }
