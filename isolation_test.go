@@ -52,10 +52,10 @@ type introField struct {
 }
 
 type introType struct {
-	Name          string       `json:"name"`
-	Kind          string       `json:"kind"`
-	Fields        []introField `json:"fields"`
-	InputFields   []introField `json:"inputFields"`
+	Name          string                  `json:"name"`
+	Kind          string                  `json:"kind"`
+	Fields        []introField            `json:"fields"`
+	InputFields   []introField            `json:"inputFields"`
 	EnumValues    []struct{ Name string } `json:"enumValues"`
 	PossibleTypes []struct{ Name string } `json:"possibleTypes"`
 }
