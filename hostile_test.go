@@ -108,6 +108,18 @@ func (c *hostileCase) generated() string {
 			fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
 		}
 		fmt.Fprintf(&b, "fragment F%d on Query { viewer { role } }\n", c.N)
+	case "fragmentFanoutUnused": // the fan-out only in fragments no operation uses
+		b.WriteString("query { __typename }\n")
+		for i := range c.N {
+			fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
+		}
+		fmt.Fprintf(&b, "fragment F%d on Query { viewer { role } }\n", c.N)
+	case "fragmentFanoutOtherOperation": // the fan-out in an operation not selected
+		b.WriteString("query Q0 { __typename }\nquery Q1 { ...F0 }\n")
+		for i := range c.N {
+			fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d }\n", i, i+1, i+1)
+		}
+		fmt.Fprintf(&b, "fragment F%d on Query { viewer { role } }\n", c.N)
 	case "hugeString":
 		fmt.Fprintf(&b, `{ node(id: "%s") { id } }`, strings.Repeat("A", c.N))
 	case "manyOperations":
@@ -155,7 +167,7 @@ func (c *hostileCase) request(t testing.TB, b *testBundle) *http.Request {
 		if c.OperationName != "" {
 			params["operationName"] = c.OperationName
 		}
-		if c.Gen == "manyOperations" {
+		if c.Gen == "manyOperations" || c.Gen == "fragmentFanoutOtherOperation" {
 			params["operationName"] = "Q0"
 		}
 		var err error
@@ -282,7 +294,16 @@ func FuzzGraphQLHandler(f *testing.F) {
 			req.Header.Set("Authorization", "Bearer "+b.ownerA)
 		}
 		rec := httptest.NewRecorder()
-		a.handler.ServeHTTP(rec, req)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.handler.ServeHTTP(rec, req)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no answer within 5 s: %s %q %q %q", method, contentType, rawQuery, body)
+		}
 		require.Less(t, rec.Code, 500, "body: %.500s", rec.Body.String())
 	})
 }
