@@ -107,7 +107,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // serveOptions are what dev adds to a plain serve.
 type serveOptions struct {
-	// introspection allows schema introspection for every caller.
+	// introspection allows schema introspection and field suggestions for
+	// every caller; without it only SUPPORT tokens get them (unless
+	// CRMHUB_INTROSPECTION=on).
 	introspection bool
 	// mount adds routes (the simulator in dev).
 	mount func(mux *http.ServeMux)
