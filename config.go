@@ -88,6 +88,8 @@ type Config struct {
 	// (CRMHUB_PRINCIPAL_CACHE_TTL): the bound on a revocation reaching a
 	// node that missed its notification. Defaults to 1 second.
 	PrincipalCacheTTL time.Duration
+	// Limits are the API's abuse limits (config_limits.go).
+	Limits Limits
 }
 
 // Defaults of Config.
@@ -156,6 +158,8 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 	maxConns := int(c.DBMaxConns)
 	intVar("CRMHUB_DB_MAX_CONNS", &maxConns, 4, 10000)
 	c.DBMaxConns = int32(maxConns)
+	limits, limitErrs := loadLimits(getenv)
+	c.Limits, errs = limits, append(errs, limitErrs...)
 	durVar("CRMHUB_REQUEST_TIMEOUT", &c.RequestTimeout)
 	durVar("CRMHUB_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	durVar("CRMHUB_IMPORT_SLICE", &c.ImportSlice)

@@ -68,10 +68,10 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liv
 
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(r.Log))
-	if introspection {
-		srv.Use(extension.Introspection{})
-	}
 	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache()})
+	// Query limits, the introspection policy (which wraps the error
+	// presenter) and the support audit: see hardening.go.
+	hardenGraphQL(srv, cfg, r, introspection)
 	srv.Use(gqlExtension{m: m})
 	srv.AroundOperations(resolvers.RequireAuth)
 	return srv

@@ -446,7 +446,8 @@ func TestImportFileTooLarge(t *testing.T) {
 	big := bytes.Repeat([]byte("Emma Clarke,emma@example.com\n"), (51<<20)/29)
 	r := b.upload(t, integ, "GENERIC_CSV", "huge.csv", big, []map[string]string{{"field": "fullName", "column": "a"}})
 	require.NotEmpty(t, r.Errors)
-	require.Contains(t, r.Errors[0].Message, "too large")
+	require.Equal(t, http.StatusRequestEntityTooLarge, r.Status)
+	require.Contains(t, r.Errors[0].Message, "50 MiB")
 	require.Equal(t, "BAD_USER_INPUT", r.code())
 	var files int
 	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM import_files").Scan(&files))

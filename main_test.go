@@ -76,10 +76,18 @@ func setupApp(t *testing.T, work bool) (*testBundle, *app) {
 	return setupAppWith(t, work, "", nil)
 }
 
+// setupAppConfig is setupApp with the config and options adjusted by tune
+// (nil leaves them).
+func setupAppConfig(t testing.TB, work bool, tune func(*Config, *serveOptions)) (*testBundle, *app) {
+	t.Helper()
+	return setupAppWith(t, work, "", tune)
+}
+
 // setupAppWith is setupApp on dbURL (a new database when empty), with
 // changes to the config and options; an existing database is not seeded
-// again, the bundle then has no organizations or tokens.
-func setupAppWith(t *testing.T, work bool, dbURL string, change func(*Config, *serveOptions)) (*testBundle, *app) {
+// again, the bundle then has no organizations or tokens. Rate limits are off
+// unless change turns them on: they have tests of their own.
+func setupAppWith(t testing.TB, work bool, dbURL string, change func(*Config, *serveOptions)) (*testBundle, *app) {
 	t.Helper()
 	ctx := context.Background()
 	seed := dbURL == ""
@@ -91,6 +99,7 @@ func setupAppWith(t *testing.T, work bool, dbURL string, change func(*Config, *s
 	cfg.DatabaseURL = dbURL
 	cfg.SecretKey = testSecretKey()
 	cfg.ImportSlice = 2 * time.Second
+	cfg.Limits.RateLimitPerMinute = 0
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -54,6 +54,7 @@ commands:
   token create --role SUPPORT [--name N]
                                      print a new API token, alone, on stdout
   sim --addr HOST:PORT               the CRM simulator (Tave and HoneyBook) on its own
+  rotate-key [--batch N]             re-seal CRM credentials under CRMHUB_SECRET_KEY (old keys in CRMHUB_OLD_SECRET_KEYS)
   dev-db-url                         print a PostgreSQL URL that answers, starting one if needed
 `
 
@@ -93,6 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tokenCommand(ctx, rest, getenv, stdout)
 	case "sim":
 		return simCommand(ctx, rest, stderr)
+	case "rotate-key":
+		return rotateKeyCommand(ctx, rest, getenv, stdout)
 	case "dev-db-url":
 		return devDBURL(ctx, getenv, stdout, stderr)
 	case "help", "-h", "--help":
@@ -106,7 +109,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // serveOptions are what dev adds to a plain serve.
 type serveOptions struct {
-	// introspection allows schema introspection for every caller.
+	// introspection allows schema introspection and field suggestions for
+	// every caller; without it only SUPPORT tokens get them (unless
+	// CRMHUB_INTROSPECTION=on).
 	introspection bool
 	// mount adds routes (the simulator in dev).
 	mount func(mux *http.ServeMux)
@@ -235,8 +240,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 
 	// HTTP.
 	mux := http.NewServeMux()
-	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(res.AuthMiddleware(res.WithLoaders(gql))))
+	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(hardenHTTP(cfg, res, res.WithLoaders(gql))))
 	mux.Handle("/graphql", m.instrument("/graphql", live.count(api)))
+	riverUI, err := newRiverUI(ctx, riverClient, res, log)
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle(riverUIPrefix+"/", m.instrument(riverUIPrefix, riverUI))
 	playground.Mount(mux, "/graphql")
 	mux.HandleFunc("GET /livez", livez)
 	mux.Handle("GET /readyz", readyz(pool, hub))

@@ -180,6 +180,67 @@ type Viewer struct {
 	TokenName string `json:"tokenName"`
 }
 
+type AuditAction string
+
+const (
+	// Read the organization's clients (a list or one client).
+	AuditActionReadClients AuditAction = "READ_CLIENTS"
+	// Read an import's rejected records, which hold raw client data.
+	AuditActionReadImportRejects AuditAction = "READ_IMPORT_REJECTS"
+	AuditActionCancelImport      AuditAction = "CANCEL_IMPORT"
+	AuditActionRetryImport       AuditAction = "RETRY_IMPORT"
+)
+
+var AllAuditAction = []AuditAction{
+	AuditActionReadClients,
+	AuditActionReadImportRejects,
+	AuditActionCancelImport,
+	AuditActionRetryImport,
+}
+
+func (e AuditAction) IsValid() bool {
+	switch e {
+	case AuditActionReadClients, AuditActionReadImportRejects, AuditActionCancelImport, AuditActionRetryImport:
+		return true
+	}
+	return false
+}
+
+func (e AuditAction) String() string {
+	return string(e)
+}
+
+func (e *AuditAction) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AuditAction(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AuditAction", str)
+	}
+	return nil
+}
+
+func (e AuditAction) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AuditAction) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AuditAction) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type ClientOrderField string
 
 const (
