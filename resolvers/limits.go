@@ -461,8 +461,10 @@ func mulCap(a, b int64) int64 {
 // DefaultPageSize is the page size of a connection asked for without
 // first, last or network: the client hints' network, else MEDIUM.
 func DefaultPageSize(ctx context.Context) int {
-	if n, ok := ctx.Value(hintKey{}).(model.NetworkQuality); ok {
-		return sizeFor(n)
+	// Pricing a query reads the hints but does not mark the response as
+	// varying with them; the connection that uses them does.
+	if h, ok := ctx.Value(hintKey{}).(*hints); ok && h.present {
+		return sizeFor(h.network)
 	}
 	return PageSizeMedium
 }
