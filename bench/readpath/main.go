@@ -192,20 +192,20 @@ func prepareDatabase(ctx context.Context, base string, n int, reuse bool) (strin
 	if err != nil {
 		return "", err
 	}
-	if exists && reuse {
-		return dbURL, nil
-	}
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS crmhub_bench_readpath WITH (FORCE)"); err != nil {
-		return "", fmt.Errorf("error dropping the bench database: %w", err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE DATABASE crmhub_bench_readpath"); err != nil {
-		return "", fmt.Errorf("error creating the bench database: %w", err)
+	if !exists || !reuse {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS crmhub_bench_readpath WITH (FORCE)"); err != nil {
+			return "", fmt.Errorf("error dropping the bench database: %w", err)
+		}
+		if _, err := admin.Exec(ctx, "CREATE DATABASE crmhub_bench_readpath"); err != nil {
+			return "", fmt.Errorf("error creating the bench database: %w", err)
+		}
 	}
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		return "", fmt.Errorf("error connecting to the bench database: %w", err)
 	}
 	defer pool.Close()
+	// A reused database gets any migration added since it was made.
 	if err := db.Migrate(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		return "", err
 	}
@@ -296,7 +296,10 @@ func startServer(ctx context.Context, bin, dbURL string, cache bool) (string, fu
 	cmd := exec.CommandContext(ctx, bin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "CRMHUB_ADDR="+addr,
 		"CRMHUB_SECRET_KEY="+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
-		"CRMHUB_LOG_LEVEL=warn", "CRMHUB_CACHE="+onOff(cache), "CRMHUB_MAX_WORKERS=1")
+		"CRMHUB_LOG_LEVEL=warn", "CRMHUB_CACHE="+onOff(cache), "CRMHUB_MAX_WORKERS=1",
+		// A load generator is one client: the per-token limit would measure
+		// itself.
+		"CRMHUB_RATE_LIMIT_PER_MINUTE=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("error starting crmhub: %w", err)
