@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/wedsync/crmhub/crm"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,4 +76,14 @@ func (q *Queries) ClientGetByIDAnyOrg(ctx context.Context, id int64) (*Client, e
 		return nil, fmt.Errorf("error loading client %d: %w", id, err)
 	}
 	return c, nil
+}
+
+// DisplayName is how a vendor would name the couple, by the same rule as
+// crm.Client.DisplayName: "Olivia & James Bennett", "Olivia Bennett & James
+// Carter", or the email when there is no name.
+func (c *Client) DisplayName() string {
+	return (&crm.Client{
+		FirstName: c.FirstName, LastName: c.LastName,
+		PartnerFirstName: c.PartnerFirstName, PartnerLastName: c.PartnerLastName, Email: c.Email,
+	}).DisplayName()
 }

@@ -338,8 +338,6 @@ type ClientResolver interface {
 
 	Integration(ctx context.Context, obj *db.Client) (*db.Integration, error)
 
-	DisplayName(ctx context.Context, obj *db.Client) (string, error)
-
 	EventDate(ctx context.Context, obj *db.Client) (*time.Time, error)
 
 	Stage(ctx context.Context, obj *db.Client) (*model.ClientStage, error)
@@ -3713,7 +3711,7 @@ func (ec *executionContext) _Client_displayName(ctx context.Context, field graph
 			return ec.fieldContext_Client_displayName(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Client().DisplayName(ctx, obj)
+			return obj.DisplayName(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3724,7 +3722,7 @@ func (ec *executionContext) _Client_displayName(ctx context.Context, field graph
 	)
 }
 func (ec *executionContext) fieldContext_Client_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Client", field, true, true, "String")
+	return graphql.NewScalarFieldContext("Client", field, true, false, "String")
 }
 
 func (ec *executionContext) _Client_email(ctx context.Context, field graphql.CollectedField, obj *db.Client) (ret graphql.Marshaler) {
@@ -9557,11 +9555,10 @@ func (ec *executionContext) _Client(ctx context.Context, sel ast.SelectionSet, o
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "displayName":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Client_displayName(ctx, field, obj)
-				})
+			out.Values[i] = ec._Client_displayName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "email":
 			out.Values[i] = ec._Client_email(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {

@@ -22,10 +22,6 @@ func (r *clientResolver) Integration(ctx context.Context, obj *db.Client) (*db.I
 	return r.integrationOf(ctx, obj.OrgID, obj.IntegrationID)
 }
 
-func (r *clientResolver) DisplayName(ctx context.Context, obj *db.Client) (string, error) {
-	return DisplayName(obj), nil
-}
-
 func (r *clientResolver) EventDate(ctx context.Context, obj *db.Client) (*time.Time, error) {
 	return obj.EventDate, nil
 }
