@@ -338,8 +338,6 @@ type ClientResolver interface {
 
 	Integration(ctx context.Context, obj *db.Client) (*db.Integration, error)
 
-	EventDate(ctx context.Context, obj *db.Client) (*time.Time, error)
-
 	Stage(ctx context.Context, obj *db.Client) (*model.ClientStage, error)
 
 	BookingValue(ctx context.Context, obj *db.Client) (*model.Money, error)
@@ -3780,7 +3778,7 @@ func (ec *executionContext) _Client_eventDate(ctx context.Context, field graphql
 			return ec.fieldContext_Client_eventDate(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Client().EventDate(ctx, obj)
+			return obj.EventDate, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
@@ -3791,7 +3789,7 @@ func (ec *executionContext) _Client_eventDate(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Client_eventDate(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Client", field, true, true, "Date")
+	return graphql.NewScalarFieldContext("Client", field, false, false, "Date")
 }
 
 func (ec *executionContext) _Client_venue(ctx context.Context, field graphql.CollectedField, obj *db.Client) (ret graphql.Marshaler) {
@@ -9570,11 +9568,10 @@ func (ec *executionContext) _Client(ctx context.Context, sel ast.SelectionSet, o
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "eventDate":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Client_eventDate(ctx, field, obj)
-				})
+			out.Values[i] = ec._Client_eventDate(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "venue":
 			out.Values[i] = ec._Client_venue(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {

@@ -7,7 +7,6 @@ package resolvers
 
 import (
 	"context"
-	"time"
 
 	"github.com/wedsync/crmhub/db"
 	"github.com/wedsync/crmhub/graph"
@@ -20,10 +19,6 @@ func (r *clientResolver) ID(ctx context.Context, obj *db.Client) (string, error)
 
 func (r *clientResolver) Integration(ctx context.Context, obj *db.Client) (*db.Integration, error) {
 	return r.integrationOf(ctx, obj.OrgID, obj.IntegrationID)
-}
-
-func (r *clientResolver) EventDate(ctx context.Context, obj *db.Client) (*time.Time, error) {
-	return obj.EventDate, nil
 }
 
 func (r *clientResolver) Stage(ctx context.Context, obj *db.Client) (*model.ClientStage, error) {
