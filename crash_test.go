@@ -71,6 +71,54 @@ func (p *serverProcess) kill() {
 	}
 }
 
+// processBundle is what tests that run `crmhub serve` as child processes
+// share: a database of their own with an organization and its OWNER token, a
+// CRM simulator that outlives the servers, and the servers' environment.
+type processBundle struct {
+	pool   *pgxpool.Pool
+	token  string
+	simURL string
+	// env is the servers' environment: the database, a key, quiet logs and
+	// no client-side CRM rate limit; tests append their own.
+	env []string
+}
+
+func setupProcesses(t *testing.T, slug string) *processBundle {
+	t.Helper()
+	ctx := context.Background()
+	dbURL := dbtest.URL(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	q := db.New(pool)
+	org, err := q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: slug, Name: slug + " studio"})
+	require.NoError(t, err)
+	token, _, err := resolvers.CreateToken(ctx, q, &org.ID, "owner", "OWNER")
+	require.NoError(t, err)
+	sim := httptest.NewServer(crmsim.New(crmsim.Config{}))
+	t.Cleanup(sim.Close)
+	return &processBundle{
+		pool: pool, token: token, simURL: sim.URL,
+		env: []string{"DATABASE_URL=" + dbURL, "CRMHUB_SECRET_KEY=" + testSecretKey(), "CRMHUB_LOG_LEVEL=warn",
+			"CRMHUB_CRM_REQUESTS_PER_MINUTE=-1"},
+	}
+}
+
+// startTaveImport creates a Tave integration on the simulator's tenant
+// credential through the server at url and starts a FULL import; it returns
+// the run's row id.
+func (p *processBundle) startTaveImport(t *testing.T, url, credential string) int64 {
+	t.Helper()
+	b := &testBundle{url: url}
+	integ := dig(b.mustGQL(t, p.token, `mutation($url: String!, $key: String!) { createIntegration(input: {provider: TAVE, name: "Tave", baseUrl: $url, credentials: {apiKey: $key}}) { integration { id } } }`,
+		map[string]any{"url": p.simURL + "/tave/api/v2", "key": credential}), "createIntegration", "integration", "id").(string)
+	runGID := dig(b.mustGQL(t, p.token, `mutation($id: ID!) { startImport(input: {integrationId: $id}) { run { id } } }`, map[string]any{"id": integ}),
+		"startImport", "run", "id").(string)
+	_, runID, err := parseGID(runGID)
+	require.NoError(t, err)
+	return runID
+}
+
 // TestImportSurvivesKill9 kills the server with SIGKILL three times in the
 // middle of a 20,000-client import and restarts it each time: River rescues
 // the job, the worker resumes after the last committed page, and the run
@@ -78,32 +126,11 @@ func (p *serverProcess) kill() {
 func TestImportSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.URL(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	defer pool.Close()
-	q := db.New(pool)
-	org, err := q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: "crash", Name: "Crash Test Studio"})
-	require.NoError(t, err)
-	token, _, err := resolvers.CreateToken(ctx, q, &org.ID, "owner", "OWNER")
-	require.NoError(t, err)
-
-	// The CRM outlives the server: it runs here, in the test.
-	sim := httptest.NewServer(crmsim.New(crmsim.Config{}))
-	defer sim.Close()
-
-	env := []string{
-		"DATABASE_URL=" + dbURL, "CRMHUB_SECRET_KEY=" + testSecretKey(), "CRMHUB_LOG_LEVEL=warn",
-		"CRMHUB_IMPORT_SLICE=1s", "CRMHUB_RESCUE_STUCK_JOBS_AFTER=4s", "CRMHUB_CRM_REQUESTS_PER_MINUTE=-1",
-	}
+	p := setupProcesses(t, "crash")
+	pool := p.pool
+	env := append(p.env, "CRMHUB_IMPORT_SLICE=1s", "CRMHUB_RESCUE_STUCK_JOBS_AFTER=4s")
 	srv := startServerProcess(t, env)
-	b := &testBundle{url: srv.url}
-	integ := dig(b.mustGQL(t, token, `mutation($url: String!) { createIntegration(input: {provider: TAVE, name: "Tave", baseUrl: $url, credentials: {apiKey: "demo-20000"}}) { integration { id } } }`,
-		map[string]any{"url": sim.URL + "/tave/api/v2"}), "createIntegration", "integration", "id").(string)
-	runGID := dig(b.mustGQL(t, token, `mutation($id: ID!) { startImport(input: {integrationId: $id}) { run { id } } }`, map[string]any{"id": integ}),
-		"startImport", "run", "id").(string)
-	_, runID, err := parseGID(runGID)
-	require.NoError(t, err)
+	runID := p.startTaveImport(t, srv.url, "demo-20000")
 
 	// Watch seq straight from the database, across every restart.
 	var backwards atomic.Value
@@ -188,30 +215,13 @@ func describeRun(ctx context.Context, pool *pgxpool.Pool, runID int64) string {
 func TestGracefulShutdownMidImport(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := dbtest.URL(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	defer pool.Close()
-	q := db.New(pool)
-	org, err := q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: "graceful", Name: "Graceful Studio"})
-	require.NoError(t, err)
-	token, _, err := resolvers.CreateToken(ctx, q, &org.ID, "owner", "OWNER")
-	require.NoError(t, err)
-	sim := httptest.NewServer(crmsim.New(crmsim.Config{}))
-	defer sim.Close()
-
+	p := setupProcesses(t, "graceful")
+	pool := p.pool
 	// A long slice and rescue: only a clean hand-back lets the run go on
 	// quickly.
-	env := []string{"DATABASE_URL=" + dbURL, "CRMHUB_SECRET_KEY=" + testSecretKey(), "CRMHUB_LOG_LEVEL=warn",
-		"CRMHUB_IMPORT_SLICE=30s", "CRMHUB_CRM_REQUESTS_PER_MINUTE=-1"}
+	env := append(p.env, "CRMHUB_IMPORT_SLICE=30s")
 	srv := startServerProcess(t, env)
-	b := &testBundle{url: srv.url}
-	integ := dig(b.mustGQL(t, token, `mutation($url: String!) { createIntegration(input: {provider: TAVE, name: "Tave", baseUrl: $url, credentials: {apiKey: "demo-8000"}}) { integration { id } } }`,
-		map[string]any{"url": sim.URL + "/tave/api/v2"}), "createIntegration", "integration", "id").(string)
-	runGID := dig(b.mustGQL(t, token, `mutation($id: ID!) { startImport(input: {integrationId: $id}) { run { id } } }`, map[string]any{"id": integ}),
-		"startImport", "run", "id").(string)
-	_, runID, err := parseGID(runGID)
-	require.NoError(t, err)
+	runID := p.startTaveImport(t, srv.url, "demo-8000")
 	processed := func() int64 {
 		var n int64
 		require.NoError(t, pool.QueryRow(ctx, "SELECT processed FROM import_runs WHERE id = $1", runID).Scan(&n))

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,13 +16,9 @@ import (
 
 	"github.com/99designs/gqlgen/client"
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wedsync/crmhub/crm/crmsim"
-	"github.com/wedsync/crmhub/db"
-	"github.com/wedsync/crmhub/db/dbtest"
-	"github.com/wedsync/crmhub/resolvers"
 )
 
 const (
@@ -621,26 +616,15 @@ func TestTwoNodes(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	dbURL := dbtest.URL(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	defer pool.Close()
-	q := db.New(pool)
-	org, err := q.OrganizationCreate(ctx, &db.OrganizationCreateParams{Slug: "two", Name: "Two Nodes"})
-	require.NoError(t, err)
-	token, _, err := resolvers.CreateToken(ctx, q, &org.ID, "owner", "OWNER")
-	require.NoError(t, err)
-	sim := httptest.NewServer(crmsim.New(crmsim.Config{}))
-	defer sim.Close()
-
-	env := []string{"DATABASE_URL=" + dbURL, "CRMHUB_SECRET_KEY=" + testSecretKey(), "CRMHUB_LOG_LEVEL=warn",
-		"CRMHUB_CRM_REQUESTS_PER_MINUTE=-1", "CRMHUB_IMPORT_SLICE=2s"}
+	p := setupProcesses(t, "two")
+	pool, token := p.pool, p.token
+	env := append(p.env, "CRMHUB_IMPORT_SLICE=2s")
 	nodeA := startServerProcess(t, env)
 	nodeB := startServerProcess(t, append(env, "CRMHUB_MAX_WORKERS=0"))
 	b := &testBundle{url: nodeB.url}
 	newInteg := func(cred string) string {
 		return dig(b.mustGQL(t, token, `mutation($url: String!, $c: String!) { createIntegration(input: {provider: TAVE, name: "Tave", baseUrl: $url, credentials: {apiKey: $c}}) { integration { id } } }`,
-			map[string]any{"url": sim.URL + "/tave/api/v2", "c": cred}), "createIntegration", "integration", "id").(string)
+			map[string]any{"url": p.simURL + "/tave/api/v2", "c": cred}), "createIntegration", "integration", "id").(string)
 	}
 	start := func(integ string) string {
 		return dig(b.mustGQL(t, token, `mutation($id: ID!) { startImport(input: {integrationId: $id}) { run { id } } }`,
