@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/wedsync/crmhub/crm"
+	"github.com/wedsync/crmhub/graph/gid"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -87,3 +88,7 @@ func (c *Client) DisplayName() string {
 		PartnerFirstName: c.PartnerFirstName, PartnerLastName: c.PartnerLastName, Email: c.Email,
 	}).DisplayName()
 }
+
+// GlobalID is the client's GraphQL id, rendered from the row so that a page
+// of clients needs no resolver call per id.
+func (c *Client) GlobalID() string { return gid.Encode("Client", c.ID) }

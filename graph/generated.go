@@ -112,8 +112,8 @@ type ComplexityRoot struct {
 		EventDate        func(childComplexity int) int
 		ExternalID       func(childComplexity int) int
 		FirstName        func(childComplexity int) int
+		GlobalID         func(childComplexity int) int
 		GuestCount       func(childComplexity int) int
-		ID               func(childComplexity int) int
 		Integration      func(childComplexity int) int
 		JobType          func(childComplexity int) int
 		LastName         func(childComplexity int) int
@@ -334,8 +334,6 @@ type AuditEntryConnectionResolver interface {
 	TotalCount(ctx context.Context, obj *model.AuditEntryConnection) (int, error)
 }
 type ClientResolver interface {
-	ID(ctx context.Context, obj *db.Client) (string, error)
-
 	Integration(ctx context.Context, obj *db.Client) (*db.Integration, error)
 
 	Stage(ctx context.Context, obj *db.Client) (*model.ClientStage, error)
@@ -656,18 +654,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Client.FirstName(childComplexity), true
+	case "Client.id":
+		if e.ComplexityRoot.Client.GlobalID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Client.GlobalID(childComplexity), true
 	case "Client.guestCount":
 		if e.ComplexityRoot.Client.GuestCount == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Client.GuestCount(childComplexity), true
-	case "Client.id":
-		if e.ComplexityRoot.Client.ID == nil {
-			break
-		}
-
-		return e.ComplexityRoot.Client.ID(childComplexity), true
 	case "Client.integration":
 		if e.ComplexityRoot.Client.Integration == nil {
 			break
@@ -3516,7 +3514,7 @@ func (ec *executionContext) _Client_id(ctx context.Context, field graphql.Collec
 			return ec.fieldContext_Client_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Client().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3527,7 +3525,7 @@ func (ec *executionContext) _Client_id(ctx context.Context, field graphql.Collec
 	)
 }
 func (ec *executionContext) fieldContext_Client_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Client", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Client", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Client_externalId(ctx context.Context, field graphql.CollectedField, obj *db.Client) (ret graphql.Marshaler) {
@@ -9511,11 +9509,10 @@ func (ec *executionContext) _Client(ctx context.Context, sel ast.SelectionSet, o
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Client")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Client_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Client_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "externalId":
 			out.Values[i] = ec._Client_externalId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

@@ -13,10 +13,6 @@ import (
 	"github.com/wedsync/crmhub/graph/model"
 )
 
-func (r *clientResolver) ID(ctx context.Context, obj *db.Client) (string, error) {
-	return globalID(typeClient, obj.ID), nil
-}
-
 func (r *clientResolver) Integration(ctx context.Context, obj *db.Client) (*db.Integration, error) {
 	return r.integrationOf(ctx, obj.OrgID, obj.IntegrationID)
 }

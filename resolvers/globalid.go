@@ -1,10 +1,6 @@
 package resolvers
 
-import (
-	"encoding/base64"
-	"strconv"
-	"strings"
-)
+import "github.com/wedsync/crmhub/graph/gid"
 
 // Global ids are opaque to clients: base64url of "Type:rowid". Clients must
 // not parse them; the server checks the type on the way in, so a Client id
@@ -17,19 +13,12 @@ const (
 	typeImportRun    = "ImportRun"
 )
 
-func globalID(typ string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(typ + ":" + strconv.FormatInt(id, 10)))
-}
+func globalID(typ string, id int64) string { return gid.Encode(typ, id) }
 
 // parseGlobalID returns the type and row id of a global id.
-func parseGlobalID(gid string) (string, int64, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(gid)
+func parseGlobalID(s string) (string, int64, error) {
+	typ, id, err := gid.Decode(s)
 	if err != nil {
-		return "", 0, errBadInput("malformed id")
-	}
-	typ, num, ok := strings.Cut(string(raw), ":")
-	id, err := strconv.ParseInt(num, 10, 64)
-	if !ok || err != nil || id <= 0 {
 		return "", 0, errBadInput("malformed id")
 	}
 	return typ, id, nil
