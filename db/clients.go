@@ -28,7 +28,7 @@ type Client struct {
 	EventDate         *time.Time
 	Venue             string
 	JobType           string
-	Stage             *string
+	Stage             *crm.Stage
 	LeadSource        string
 	BookingValueMinor *int64
 	Currency          string

@@ -17,6 +17,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/introspection"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/wedsync/crmhub/crm"
 	"github.com/wedsync/crmhub/db"
 	"github.com/wedsync/crmhub/graph/model"
 )
@@ -335,8 +336,6 @@ type AuditEntryConnectionResolver interface {
 }
 type ClientResolver interface {
 	Integration(ctx context.Context, obj *db.Client) (*db.Integration, error)
-
-	Stage(ctx context.Context, obj *db.Client) (*model.ClientStage, error)
 
 	BookingValue(ctx context.Context, obj *db.Client) (*model.Money, error)
 }
@@ -3845,18 +3844,18 @@ func (ec *executionContext) _Client_stage(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Client_stage(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Client().Stage(ctx, obj)
+			return obj.Stage, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.ClientStage) graphql.Marshaler {
-			return ec.marshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *crm.Stage) graphql.Marshaler {
+			return ec.marshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_Client_stage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Client", field, true, true, "ClientStage")
+	return graphql.NewScalarFieldContext("Client", field, false, false, "ClientStage")
 }
 
 func (ec *executionContext) _Client_leadSource(ctx context.Context, field graphql.CollectedField, obj *db.Client) (ret graphql.Marshaler) {
@@ -8391,7 +8390,7 @@ func (ec *executionContext) unmarshalInputClientFilter(ctx context.Context, obj 
 			it.Search = data
 		case "stages":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stages"))
-			data, err := ec.unmarshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStageᚄ(ctx, v)
+			data, err := ec.unmarshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStageᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -9580,11 +9579,10 @@ func (ec *executionContext) _Client(ctx context.Context, sel ast.SelectionSet, o
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "stage":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Client_stage(ctx, field, obj)
-				})
+			out.Values[i] = ec._Client_stage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "leadSource":
 			out.Values[i] = ec._Client_leadSource(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -11519,15 +11517,37 @@ func (ec *executionContext) marshalNClientOrderField2githubᚗcomᚋwedsyncᚋcr
 	return v
 }
 
-func (ec *executionContext) unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx context.Context, v any) (model.ClientStage, error) {
-	var res model.ClientStage
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage(ctx context.Context, v any) (crm.Stage, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx context.Context, sel ast.SelectionSet, v model.ClientStage) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage(ctx context.Context, sel ast.SelectionSet, v crm.Stage) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ClientStage!")
+	}
+	return res
 }
+
+var (
+	unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage = map[string]crm.Stage{
+		"LEAD":      crm.StageLead,
+		"BOOKED":    crm.StageBooked,
+		"FULFILLED": crm.StageFulfilled,
+		"COMPLETED": crm.StageCompleted,
+		"LOST":      crm.StageLost,
+	}
+	marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage = map[crm.Stage]string{
+		crm.StageLead:      "LEAD",
+		crm.StageBooked:    "BOOKED",
+		crm.StageFulfilled: "FULFILLED",
+		crm.StageCompleted: "COMPLETED",
+		crm.StageLost:      "LOST",
+	}
+)
 
 func (ec *executionContext) unmarshalNColumnMappingInput2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐColumnMappingInput(ctx context.Context, v any) (*model.ColumnMappingInput, error) {
 	res, err := ec.unmarshalInputColumnMappingInput(ctx, v)
@@ -12172,16 +12192,16 @@ func (ec *executionContext) unmarshalOClientOrder2ᚖgithubᚗcomᚋwedsyncᚋcr
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStageᚄ(ctx context.Context, v any) ([]model.ClientStage, error) {
+func (ec *executionContext) unmarshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStageᚄ(ctx context.Context, v any) ([]crm.Stage, error) {
 	if v == nil {
 		return nil, nil
 	}
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]model.ClientStage, len(vSlice))
+	res := make([]crm.Stage, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -12189,14 +12209,14 @@ func (ec *executionContext) unmarshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcr
 	return res, nil
 }
 
-func (ec *executionContext) marshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStageᚄ(ctx context.Context, sel ast.SelectionSet, v []model.ClientStage) graphql.Marshaler {
+func (ec *executionContext) marshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStageᚄ(ctx context.Context, sel ast.SelectionSet, v []crm.Stage) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx, sel, v[i])
+		return ec.marshalNClientStage2githubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -12208,21 +12228,41 @@ func (ec *executionContext) marshalOClientStage2ᚕgithubᚗcomᚋwedsyncᚋcrmh
 	return ret
 }
 
-func (ec *executionContext) unmarshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx context.Context, v any) (*model.ClientStage, error) {
+func (ec *executionContext) unmarshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage(ctx context.Context, v any) (*crm.Stage, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.ClientStage)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐClientStage(ctx context.Context, sel ast.SelectionSet, v *model.ClientStage) graphql.Marshaler {
+func (ec *executionContext) marshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage(ctx context.Context, sel ast.SelectionSet, v *crm.Stage) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage[*v])
+	return res
 }
+
+var (
+	unmarshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage = map[string]crm.Stage{
+		"LEAD":      crm.StageLead,
+		"BOOKED":    crm.StageBooked,
+		"FULFILLED": crm.StageFulfilled,
+		"COMPLETED": crm.StageCompleted,
+		"LOST":      crm.StageLost,
+	}
+	marshalOClientStage2ᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋcrmᚐStage = map[crm.Stage]string{
+		crm.StageLead:      "LEAD",
+		crm.StageBooked:    "BOOKED",
+		crm.StageFulfilled: "FULFILLED",
+		crm.StageCompleted: "COMPLETED",
+		crm.StageLost:      "LOST",
+	}
+)
 
 func (ec *executionContext) unmarshalOColumnMappingInput2ᚕᚖgithubᚗcomᚋwedsyncᚋcrmhubᚋgraphᚋmodelᚐColumnMappingInputᚄ(ctx context.Context, v any) ([]*model.ColumnMappingInput, error) {
 	if v == nil {

@@ -17,14 +17,6 @@ func (r *clientResolver) Integration(ctx context.Context, obj *db.Client) (*db.I
 	return r.integrationOf(ctx, obj.OrgID, obj.IntegrationID)
 }
 
-func (r *clientResolver) Stage(ctx context.Context, obj *db.Client) (*model.ClientStage, error) {
-	if obj.Stage == nil {
-		return nil, nil
-	}
-	s := model.ClientStage(*obj.Stage)
-	return &s, nil
-}
-
 func (r *clientResolver) BookingValue(ctx context.Context, obj *db.Client) (*model.Money, error) {
 	if obj.BookingValueMinor == nil {
 		return nil, nil

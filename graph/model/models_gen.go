@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/wedsync/crmhub/crm"
 	"github.com/wedsync/crmhub/db"
 )
 
@@ -28,7 +29,7 @@ type ClientFilter struct {
 	// (a trigram index serves it); shorter is BAD_USER_INPUT.
 	Search *string `json:"search,omitempty"`
 	// Any of these stages.
-	Stages []ClientStage `json:"stages,omitempty"`
+	Stages []crm.Stage `json:"stages,omitempty"`
 	// Event on or after this date (inclusive). Clients without an event date are left out when a bound is given.
 	EventDateFrom *time.Time `json:"eventDateFrom,omitempty"`
 	// Event on or before this date (inclusive).
@@ -299,67 +300,6 @@ func (e *ClientOrderField) UnmarshalJSON(b []byte) error {
 }
 
 func (e ClientOrderField) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
-type ClientStage string
-
-const (
-	ClientStageLead      ClientStage = "LEAD"
-	ClientStageBooked    ClientStage = "BOOKED"
-	ClientStageFulfilled ClientStage = "FULFILLED"
-	ClientStageCompleted ClientStage = "COMPLETED"
-	ClientStageLost      ClientStage = "LOST"
-)
-
-var AllClientStage = []ClientStage{
-	ClientStageLead,
-	ClientStageBooked,
-	ClientStageFulfilled,
-	ClientStageCompleted,
-	ClientStageLost,
-}
-
-func (e ClientStage) IsValid() bool {
-	switch e {
-	case ClientStageLead, ClientStageBooked, ClientStageFulfilled, ClientStageCompleted, ClientStageLost:
-		return true
-	}
-	return false
-}
-
-func (e ClientStage) String() string {
-	return string(e)
-}
-
-func (e *ClientStage) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = ClientStage(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid ClientStage", str)
-	}
-	return nil
-}
-
-func (e ClientStage) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *ClientStage) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e ClientStage) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
