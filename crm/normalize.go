@@ -19,11 +19,11 @@ func NormalizeEmail(s string) (string, error) {
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" {
-		return "", fmt.Errorf("invalid email %q", truncate(s, 80))
+		return "", fmt.Errorf("invalid email %q", Truncate(s, 80))
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at <= 0 || !strings.Contains(s[at+1:], ".") || strings.HasSuffix(s, ".") {
-		return "", fmt.Errorf("invalid email %q", truncate(s, 80))
+		return "", fmt.Errorf("invalid email %q", Truncate(s, 80))
 	}
 	return strings.ToLower(s), nil
 }
@@ -50,7 +50,7 @@ func NormalizePhone(s, defaultCountryCode string) (string, error) {
 			b.WriteRune(r)
 		case r == '+' || r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '/' || unicode.IsSpace(r):
 		default:
-			return "", fmt.Errorf("invalid phone %q", truncate(s, 40))
+			return "", fmt.Errorf("invalid phone %q", Truncate(s, 40))
 		}
 	}
 	digits := b.String()
@@ -68,7 +68,7 @@ func NormalizePhone(s, defaultCountryCode string) (string, error) {
 		digits = cc + digits
 	}
 	if len(digits) < 8 || len(digits) > 15 || digits[0] == '0' {
-		return "", fmt.Errorf("invalid phone %q", truncate(s, 40))
+		return "", fmt.Errorf("invalid phone %q", Truncate(s, 40))
 	}
 	return "+" + digits, nil
 }
@@ -87,7 +87,7 @@ func ParseDate(s string, layouts ...string) (time.Time, error) {
 			return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("unparseable date %q", truncate(s, 40))
+	return time.Time{}, fmt.Errorf("unparseable date %q", Truncate(s, 40))
 }
 
 // ErrNoIdentity is the reason for rejecting a record that has neither a name
@@ -124,9 +124,11 @@ func (c *Client) DisplayName() string {
 	return c.Email
 }
 
-func truncate(s string, n int) string {
+// Truncate shortens s to at most n bytes (never splitting a character) and
+// marks the cut with "…": for quoting CRM data in reasons and errors.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -307,21 +307,14 @@ func (w *ImportWorker) fail(ctx context.Context, run *db.ImportRun, code string,
 func publicMessage(code string, err error) string {
 	switch code {
 	case "AUTH_FAILED":
-		return "The CRM refused the credentials: " + truncate(err.Error(), 300) + ". Update the integration's credentials and retry."
+		return "The CRM refused the credentials: " + crm.Truncate(err.Error(), 300) + ". Update the integration's credentials and retry."
 	case "CRM_UNAVAILABLE", "BAD_FILE":
-		return truncate(err.Error(), 500)
+		return crm.Truncate(err.Error(), 500)
 	default:
 		var httpErr *crm.HTTPError
 		if errors.As(err, &httpErr) {
-			return truncate(httpErr.Error(), 500)
+			return crm.Truncate(httpErr.Error(), 500)
 		}
 		return "internal error"
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

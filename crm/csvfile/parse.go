@@ -136,7 +136,7 @@ func (p *parser) client(rows []row) (crm.Client, string) {
 	if v := p.first(rows, FieldGuestCount); v != "" {
 		n, err := strconv.ParseInt(strings.ReplaceAll(v, ",", ""), 10, 32)
 		if err != nil || n < 0 {
-			return cl, fmt.Sprintf("invalid guest count %q", truncate(v, 40))
+			return cl, fmt.Sprintf("invalid guest count %q", crm.Truncate(v, 40))
 		}
 		n32 := int32(n)
 		cl.GuestCount = &n32
@@ -226,18 +226,11 @@ func parseMoney(s, def string) (int64, string, error) {
 	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > 1e13 || v == "" {
-		return 0, "", fmt.Errorf("%q is not an amount", truncate(s, 40))
+		return 0, "", fmt.Errorf("%q is not an amount", crm.Truncate(s, 40))
 	}
 	minor := int64(math.Round(f * 100))
 	if neg {
 		minor = -minor
 	}
 	return minor, cur, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

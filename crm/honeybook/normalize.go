@@ -218,7 +218,7 @@ func (c *Connector) normalize(pr project, ws workspace, m members) (crm.Client, 
 	if len(pr.ProjectDate) > 0 && string(pr.ProjectDate) != "null" {
 		var s string
 		if err := json.Unmarshal(pr.ProjectDate, &s); err != nil {
-			return cl, fmt.Sprintf("project_date %s is not a date", truncate(string(pr.ProjectDate), 40))
+			return cl, fmt.Sprintf("project_date %s is not a date", crm.Truncate(string(pr.ProjectDate), 40))
 		}
 		if s != "" {
 			d, err := crm.ParseDate(s, time.DateOnly, time.RFC3339)
@@ -235,7 +235,7 @@ func (c *Connector) normalize(pr project, ws workspace, m members) (crm.Client, 
 	if len(pr.GuestCount) > 0 && string(pr.GuestCount) != "null" {
 		var n int32
 		if err := json.Unmarshal(pr.GuestCount, &n); err != nil || n < 0 {
-			return cl, fmt.Sprintf("guest_count %s is not a whole number", truncate(string(pr.GuestCount), 40))
+			return cl, fmt.Sprintf("guest_count %s is not a whole number", crm.Truncate(string(pr.GuestCount), 40))
 		}
 		cl.GuestCount = &n
 	}
@@ -251,11 +251,4 @@ func (c *Connector) normalize(pr project, ws workspace, m members) (crm.Client, 
 		return cl, err.Error()
 	}
 	return cl, ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

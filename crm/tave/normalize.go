@@ -260,7 +260,7 @@ func (c *Connector) normalize(j job, couple []contact, ev event) (crm.Client, st
 	if len(j.GuestCount) > 0 && string(j.GuestCount) != "null" {
 		var n int32
 		if err := json.Unmarshal(j.GuestCount, &n); err != nil || n < 0 {
-			return cl, fmt.Sprintf("guestCount %s is not a whole number", truncate(string(j.GuestCount), 40))
+			return cl, fmt.Sprintf("guestCount %s is not a whole number", crm.Truncate(string(j.GuestCount), 40))
 		}
 		cl.GuestCount = &n
 	}
@@ -281,11 +281,4 @@ func (c *Connector) normalize(j job, couple []contact, ev event) (crm.Client, st
 		return cl, err.Error()
 	}
 	return cl, ""
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
