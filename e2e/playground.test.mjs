@@ -164,7 +164,15 @@ test('playground runs { viewer { role } } with a bearer token, offline', async (
 
   await page.screenshot({ path: screenshotPath });
 
-  // GraphiQL keeps the headers in localStorage: a reload still has the token.
+  // GraphiQL keeps the headers in localStorage, written 500 ms after the last
+  // edit; a person does not reload faster than that, so wait for the write.
+  // After it, a reload still has the token.
+  // GraphiQL restores its tabs (headers included) from graphiql:tabState;
+  // the Playground fetches the schema with graphiql:headers.
+  await page.waitForFunction(
+    (tok) => ['graphiql:tabState', 'graphiql:headers'].every((k) => (localStorage.getItem(k) ?? '').includes(tok)),
+    token,
+  );
   await page.reload({ waitUntil: 'domcontentloaded' });
   await page.waitForSelector(`${QUERY_EDITOR} .CodeMirror`);
   await page.click('button[data-name="headers"]');
