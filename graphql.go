@@ -63,7 +63,7 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liv
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAliveInterval})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(jsonPOST{})
 	srv.AddTransport(transport.MultipartForm{MaxUploadSize: maxUploadSize, MaxMemory: maxMemoryUpload})
 
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
@@ -74,6 +74,8 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liv
 	hardenGraphQL(srv, cfg, r, introspection)
 	srv.Use(gqlExtension{m: m})
 	srv.AroundOperations(resolvers.RequireAuth)
+	// After RequireAuth: the response cache keys answers on the caller.
+	srv.AroundOperations(r.CacheResponses)
 	return srv
 }
 

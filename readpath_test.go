@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -502,9 +503,14 @@ func TestReadCache(t *testing.T) {
 		return out
 	}
 	first := names()
-	hits := metricValue(t, b, "page", "hit")
+	hits := metricValue(t, b, "response", "hit")
 	require.Equal(t, first, names())
-	require.Equal(t, hits+1, metricValue(t, b, "page", "hit"), "the second read is a cache hit")
+	require.Equal(t, hits+1, metricValue(t, b, "response", "hit"), "the second read is a cache hit")
+	// The same page with other fields is another answer, but the same page
+	// of rows.
+	pageHits := metricValue(t, b, "page", "hit")
+	b.mustGQL(t, b.ownerA, `{ organization { clients(first: 5, orderBy: {field: LAST_NAME}) { nodes { email } } } }`, nil)
+	require.Equal(t, pageHits+1, metricValue(t, b, "page", "hit"), "the page of rows is a cache hit")
 
 	var firstID int64
 	_, firstID, _ = parseGID(dig(b.mustGQL(t, b.ownerA, q, nil), "organization", "clients", "nodes").([]any)[0].(map[string]any)["id"].(string))
@@ -630,5 +636,150 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 	t.Run("WrongHash", func(t *testing.T) {
 		r := post(map[string]any{"query": `{ viewer { role } }`, "extensions": apq(`{ something else }`)})
 		require.NotEmpty(t, r.Errors)
+	})
+}
+
+// TestResponseCache checks the whole-answer tier: a repeated read of the
+// organization's clients is answered from it with the same bytes, headers
+// and extensions; answers that hold anything the data version does not
+// cover (an integration's name), SUPPORT's audited reads and a node that
+// cannot know the version never use it; a committed change is seen at once.
+func TestResponseCache(t *testing.T) {
+	t.Parallel()
+	b, a := setupApp(t, false)
+	integ := createIntegration(t, b, b.ownerA, "Tave", "key-1234")
+	_, integID, _ := parseGID(integ)
+	seedClients(t, b.pool, b.orgA.ID, integID, 1, 60)
+	require.Eventually(t, a.versions.Listening, 5*time.Second, 5*time.Millisecond)
+
+	send := func(token, query string, vars map[string]any, headers map[string]string) (*rawResponse, []byte) {
+		t.Helper()
+		body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+		require.NoError(t, err)
+		req, err := http.NewRequest(http.MethodPost, b.url+"/graphql", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		out := &rawResponse{Status: resp.StatusCode, Header: resp.Header}
+		require.NoError(t, json.Unmarshal(raw, out), "response is not JSON: %s", raw)
+		require.Empty(t, out.Errors)
+		require.Equal(t, strconv.Itoa(len(raw)), resp.Header.Get("Content-Length"))
+		return out, raw
+	}
+	hits := func() int { return metricValue(t, b, "response", "hit") }
+	misses := func() int { return metricValue(t, b, "response", "miss") }
+
+	const page = `query($after: String) { organization { name clients(after: $after, orderBy: {field: LAST_NAME}) {
+		pageSize network edges { cursor node { id displayName lastName eventDate stage bookingValue { amountMinor } } }
+		pageInfo { endCursor hasNextPage } } } }`
+
+	t.Run("RepeatedReadIsAHit", func(t *testing.T) {
+		h0, m0 := hits(), misses()
+		first, firstRaw := send(b.ownerA, page, nil, nil)
+		require.Equal(t, m0+1, misses())
+		second, secondRaw := send(b.ownerA, page, nil, nil)
+		require.Equal(t, h0+1, hits(), "the second read is answered from the response cache")
+		require.Equal(t, string(firstRaw), string(secondRaw), "the same answer, byte for byte")
+		require.NotNil(t, second.Extensions["cost"], "extensions.cost is kept")
+		require.EqualValues(t, 50, dig(first.Data, "organization", "clients", "pageSize"))
+		// Other variables are another answer.
+		after := dig(first.Data, "organization", "clients", "pageInfo", "endCursor")
+		next, _ := send(b.ownerA, page, map[string]any{"after": after}, nil)
+		require.Len(t, dig(next.Data, "organization", "clients", "edges"), 10)
+		// Another role of the same organization has its own entries.
+		h := hits()
+		send(b.memberA, page, nil, nil)
+		require.Equal(t, h, hits())
+	})
+
+	t.Run("HintsKeyTheAnswerAndVaryStays", func(t *testing.T) {
+		slow := map[string]string{"ECT": "2g"}
+		miss, _ := send(b.ownerA, page, nil, slow)
+		h := hits()
+		hit, _ := send(b.ownerA, page, nil, slow)
+		require.Equal(t, h+1, hits())
+		for _, r := range []*rawResponse{miss, hit} {
+			require.EqualValues(t, 10, dig(r.Data, "organization", "clients", "pageSize"))
+			require.Contains(t, r.Header.Values("Vary"), "ECT, Downlink, RTT, Save-Data")
+		}
+		fast, _ := send(b.ownerA, page, nil, map[string]string{"ECT": "4g", "Downlink": "20"})
+		require.EqualValues(t, 100, dig(fast.Data, "organization", "clients", "pageSize"))
+		// An explicit first does not vary with the hints, cached or not.
+		for range 2 {
+			r, _ := send(b.ownerA, `{ organization { clients(first: 3) { nodes { id } } } }`, nil, slow)
+			require.NotContains(t, r.Header.Values("Vary"), "ECT, Downlink, RTT, Save-Data")
+		}
+	})
+
+	t.Run("CommittedChangeIsSeenAtOnce", func(t *testing.T) {
+		send(b.ownerA, page, nil, nil)
+		before, _ := send(b.ownerA, page, nil, nil)
+		firstEdge := dig(before.Data, "organization", "clients", "edges").([]any)[0]
+		_, id, _ := parseGID(dig(firstEdge, "node", "id").(string))
+		v := bumpAndNotify(t, b.pool, b.orgA.ID, "UPDATE clients SET last_name = 'Aardvark' WHERE id = (SELECT max(id) FROM clients WHERE org_id = $1)", b.orgA.ID)
+		waitVersion(t, a, b.orgA.ID, v)
+		after, _ := send(b.ownerA, page, nil, nil)
+		got := dig(after.Data, "organization", "clients", "edges").([]any)[0]
+		require.Equal(t, "Aardvark", dig(got, "node", "lastName"))
+		require.NotEqual(t, id, func() int64 { _, x, _ := parseGID(dig(got, "node", "id").(string)); return x }())
+	})
+
+	t.Run("UnversionedFieldsAreNeverCached", func(t *testing.T) {
+		const q = `{ organization { clients(first: 2) { nodes { id integration { name } } } } }`
+		h, m := hits(), misses()
+		send(b.ownerA, q, nil, nil)
+		send(b.ownerA, q, nil, nil)
+		require.Equal(t, h, hits())
+		require.Equal(t, m, misses())
+		// Renaming the integration bumps no data version; the next read
+		// still has the new name.
+		b.mustGQL(t, b.ownerA, `mutation($id: ID!) { updateIntegration(input: {id: $id, name: "Tave (studio)"}) { integration { name } } }`,
+			map[string]any{"id": integ})
+		r, _ := send(b.ownerA, q, nil, nil)
+		require.Equal(t, "Tave (studio)", dig(dig(r.Data, "organization", "clients", "nodes").([]any)[0], "integration", "name"))
+		// Fragments are followed to what they select.
+		const frag = `query { organization { ...O } } fragment O on Organization { integrations { nodes { name } } }`
+		send(b.ownerA, frag, nil, nil)
+		send(b.ownerA, frag, nil, nil)
+		require.Equal(t, h, hits())
+		send(b.ownerA, `{ viewer { tokenName } }`, nil, nil)
+		send(b.ownerA, `{ viewer { tokenName } }`, nil, nil)
+		require.Equal(t, h, hits())
+	})
+
+	t.Run("SupportReadsAreAuditedEveryTime", func(t *testing.T) {
+		count := func() int {
+			var n int
+			require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM audit_log WHERE org_id = $1", b.orgA.ID).Scan(&n))
+			return n
+		}
+		orgA := globalIDFor("Organization", b.orgA.ID)
+		const q = `query($id: ID) { organization(id: $id) { clients(first: 5) { nodes { email } } } }`
+		n, h := count(), hits()
+		send(b.support, q, map[string]any{"id": orgA}, nil)
+		send(b.support, q, map[string]any{"id": orgA}, nil)
+		require.Equal(t, n+2, count(), "each SUPPORT read is audited")
+		require.Equal(t, h, hits())
+	})
+
+	t.Run("BypassedWhileTheNodeCannotKnow", func(t *testing.T) {
+		send(b.ownerA, page, nil, nil)
+		bypass := metricValue(t, b, "response", "bypass")
+		// The last subtest: this node's LISTEN connection goes away.
+		require.NoError(t, a.hub.Stop(context.Background()))
+		h := hits()
+		require.Eventually(t, func() bool {
+			send(b.ownerA, page, nil, nil)
+			return metricValue(t, b, "response", "bypass") > bypass
+		}, 5*time.Second, 10*time.Millisecond)
+		require.Equal(t, h, hits())
 	})
 }

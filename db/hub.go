@@ -188,6 +188,8 @@ func (h *Hub) Stop(ctx context.Context) error {
 
 func (h *Hub) loop(ctx context.Context) {
 	defer close(h.done)
+	// A stopped hub hears nothing: whoever trusts what it heard must know.
+	defer h.setDown(errors.New("the LISTEN hub is stopped"))
 	backoff := h.cfg.ReconnectMin
 	first := true
 	for ctx.Err() == nil {

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -72,7 +74,14 @@ type QueryLimits struct {
 	MaxTokens int
 
 	schema *ast.Schema
+	// priced remembers the cost of operations that passed, so a query a
+	// phone repeats is not parsed and walked again; the key holds all the
+	// cost depends on (pricedKey).
+	priced *lru.LRU[int64]
 }
+
+// pricedSize is how many priced operations QueryLimits remembers.
+const pricedSize = 1000
 
 var _ interface {
 	graphql.HandlerExtension
@@ -93,6 +102,7 @@ func (l QueryLimits) WithDefaults() *QueryLimits {
 	l.MaxAliases = or(l.MaxAliases, MaxAliasesDefault)
 	l.MaxFieldRepeats = or(l.MaxFieldRepeats, MaxFieldRepeatsDefault)
 	l.MaxTokens = or(l.MaxTokens, MaxTokensDefault)
+	l.priced = lru.New[int64](pricedSize)
 	return &l
 }
 
@@ -116,6 +126,13 @@ type Cost struct {
 func (l *QueryLimits) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
 	if params.Query == "" {
 		return nil // APQ asks for the query text; gqlgen answers.
+	}
+	key, keyed := pricedKey(ctx, params)
+	if keyed && l.priced != nil {
+		if cost, ok := l.priced.Get(ctx, key); ok {
+			l.report(ctx, cost)
+			return nil
+		}
 	}
 	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: params.Query}, l.MaxTokens)
 	if err != nil {
@@ -143,15 +160,39 @@ func (l *QueryLimits) MutateOperationParameters(ctx context.Context, params *gra
 		root := l.rootType(op.Operation)
 		cost = max(cost, a.cost(op.SelectionSet, root, 1, map[string]bool{}))
 	}
-	if graphql.HasOperationContext(ctx) {
-		graphql.GetOperationContext(ctx).Stats.SetExtension(costExtension, &Cost{Requested: cost, Limit: l.MaxComplexity})
-	}
+	l.report(ctx, cost)
 	if cost > int64(l.MaxComplexity) {
 		e := limitError(CodeComplexity, fmt.Sprintf("the query costs %d, over the limit of %d: ask for smaller pages (first/last) or fewer nested lists", cost, l.MaxComplexity))
 		e.Extensions["cost"] = &Cost{Requested: cost, Limit: l.MaxComplexity}
 		return e
 	}
+	if keyed && l.priced != nil {
+		l.priced.Add(ctx, key, cost)
+	}
 	return nil
+}
+
+// report puts the cost where InterceptResponse finds it.
+func (l *QueryLimits) report(ctx context.Context, cost int64) {
+	if graphql.HasOperationContext(ctx) {
+		graphql.GetOperationContext(ctx).Stats.SetExtension(costExtension, &Cost{Requested: cost, Limit: l.MaxComplexity})
+	}
+}
+
+// pricedKey is a hash of everything an operation's cost and its pass of the shape
+// checks depend on: the text, the operation picked, the variables (page
+// sizes may be variables) and the page size the client hints give.
+func pricedKey(ctx context.Context, params *graphql.RawParams) (string, bool) {
+	vars, err := json.Marshal(params.Variables) // map keys come out sorted
+	if err != nil {
+		return "", false
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(strconv.Itoa(DefaultPageSize(ctx))), []byte(params.OperationName), vars, []byte(params.Query)} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+	return string(h.Sum(nil)), true
 }
 
 // InterceptResponse reports the operation's cost in extensions.cost.

@@ -244,3 +244,18 @@ func pageInfo[T any](res db.PageResult, rows []T, id func(T) int64) *model.PageI
 	}
 	return info
 }
+
+// hintsUsed reports whether this request's answer depends on its client
+// hints.
+func hintsUsed(ctx context.Context) bool {
+	h, ok := ctx.Value(hintKey{}).(*hints)
+	return ok && h.consumed.Load()
+}
+
+// markHintsUsed records that the answer depends on the client hints (it
+// comes from the response cache, whose entry did).
+func markHintsUsed(ctx context.Context) {
+	if h, ok := ctx.Value(hintKey{}).(*hints); ok {
+		h.consumed.Store(true)
+	}
+}
