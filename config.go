@@ -74,14 +74,14 @@ type Config struct {
 	// noticed within KeepAliveInterval + KeepAliveTimeout. Defaults to 10
 	// seconds.
 	KeepAliveTimeout time.Duration
-	// CacheOff turns the read cache of client pages and clients off
+	// CacheOff turns the read cache of client pages, clients and answers off
 	// (CRMHUB_CACHE=off; "on" is the default), for measuring or debugging.
 	CacheOff bool
-	// CacheTTL bounds how long a cached page or client is kept
+	// CacheTTL bounds how long a cached page, client or answer is kept
 	// (CRMHUB_CACHE_TTL); data changes never wait for it. Defaults to 5
 	// minutes.
 	CacheTTL time.Duration
-	// CacheMaxItems caps the cached pages and clients
+	// CacheMaxItems caps the cached pages, clients and answers
 	// (CRMHUB_CACHE_MAX_ITEMS). Defaults to 20000.
 	CacheMaxItems int
 	// PrincipalCacheTTL is how long a token's principal is reused
