@@ -74,8 +74,9 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liv
 	hardenGraphQL(srv, cfg, r, introspection)
 	srv.Use(gqlExtension{m: m})
 	srv.AroundOperations(resolvers.RequireAuth)
-	// After RequireAuth: the response cache keys answers on the caller.
-	srv.AroundOperations(r.CacheResponses)
+	// Tells the response cache (resolvers.CacheAnswers, in front of this
+	// handler) which answers it may keep.
+	srv.AroundOperations(resolvers.MarkCacheable)
 	return srv
 }
 

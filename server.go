@@ -240,7 +240,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 
 	// HTTP.
 	mux := http.NewServeMux()
-	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(hardenHTTP(cfg, res, res.WithLoaders(gql))))
+	api := withTimeout(cfg.RequestTimeout, resolvers.WithClientHints(hardenHTTP(cfg, res, res.CacheAnswers(res.WithLoaders(gql)))))
 	mux.Handle("/graphql", m.instrument("/graphql", live.count(api)))
 	riverUI, err := newRiverUI(ctx, riverClient, res, log)
 	if err != nil {

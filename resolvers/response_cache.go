@@ -1,11 +1,14 @@
 package resolvers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
-	"maps"
+	"io"
+	"mime"
+	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -13,10 +16,9 @@ import (
 	"github.com/wedsync/crmhub/auth"
 )
 
-// The response cache keeps whole rendered answers to the read path's
-// queries: a phone that pulls to refresh, or a hundred phones of one studio
-// that open the same client list, get the answer without a resolver or
-// a JSON encoder running. It lives in the read cache (same TTL, same item
+// The response cache keeps whole HTTP answers to the read path's queries: a
+// phone that pulls to refresh, or a hundred phones of one studio that open
+// the same client list, get the answer without any GraphQL work. It lives in the read cache (same TTL, same item
 // cap, same switch) and, like every entry there, is keyed by the
 // organization's data version: a committed change makes every old answer
 // unreachable at once, and a node that cannot know the version (its LISTEN
@@ -88,75 +90,184 @@ func versioned(set ast.SelectionSet, depth int) bool {
 	return true
 }
 
-// cachedResponse is a kept answer.
-type cachedResponse struct {
-	data       json.RawMessage
-	extensions map[string]any
+// readsData reports whether a root selection set reads anything at all: an
+// answer made of __typename alone costs less to compute than to keep.
+func readsData(set ast.SelectionSet, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name != "__typename" {
+				return true
+			}
+		case *ast.InlineFragment:
+			if readsData(s.SelectionSet, depth+1) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if s.Definition != nil && readsData(s.Definition.SelectionSet, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cachedAnswer is a kept HTTP answer.
+type cachedAnswer struct {
+	body        []byte
+	contentType string
 	// usedHints says the page size came from the client hints, so the
 	// answer must say Vary: ECT, Downlink, RTT, Save-Data again.
 	usedHints bool
 }
 
-// CacheResponses is an operation middleware (gqlgen AroundOperations) that
-// answers a query from the response cache when it can and keeps what it
-// computes when it may. Use it after RequireAuth, so the caller is known.
-func (r *Resolver) CacheResponses(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	oc := graphql.GetOperationContext(ctx)
-	p := auth.PrincipalFrom(ctx)
-	if p == nil || p.Role == auth.RoleSupport || p.OrgID == 0 ||
-		oc.Operation == nil || oc.Operation.Operation != ast.Query || !versioned(oc.Operation.SelectionSet, 0) {
-		return next(ctx)
-	}
-	v, ok := r.Cache.version(ctx, "response", p.OrgID)
-	if !ok {
-		return next(ctx)
-	}
-	key, ok := responseKey(ctx, oc, p, v)
-	if !ok {
-		return next(ctx)
-	}
-	if e, hit := r.Cache.get("response", key); hit {
-		c := e.(*cachedResponse)
-		if c.usedHints {
-			markHintsUsed(ctx)
+// maxCachedAnswer bounds the size of one kept answer.
+const maxCachedAnswer = 1 << 20
+
+// answerSlot is where MarkCacheable tells CacheAnswers that the operation
+// it let through may be kept.
+type answerSlot struct{ cacheable bool }
+
+type answerSlotKey struct{}
+
+// CacheAnswers keeps whole HTTP answers to GraphQL queries (POST with a
+// JSON body, or GET) and answers a repeat from memory, before any GraphQL
+// work: no decoding, no validation, no resolver, no encoder. It keeps only
+// what MarkCacheable, inside gqlgen, found to be a query over versioned
+// fields that answered without errors. Use it after authentication (the
+// caller is part of the key) and WithClientHints (so is the network).
+func (r *Resolver) CacheAnswers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx := req.Context()
+		p := auth.PrincipalFrom(ctx)
+		if p == nil || p.Role == auth.RoleSupport || p.OrgID == 0 || !answerCacheable(req) {
+			next.ServeHTTP(w, req)
+			return
 		}
-		// Interceptors outside this one may add to the extensions.
-		return graphql.OneShot(&graphql.Response{Data: c.data, Extensions: maps.Clone(c.extensions)})
-	}
-	h := next(ctx)
-	done := false
-	return func(ctx context.Context) *graphql.Response {
-		resp := h(ctx)
-		// A query answers once; keep only a whole answer without errors
-		// (an error may be passing: a timeout, a cancelled request).
-		if !done && resp != nil && len(resp.Errors) == 0 && len(resp.Data) > 0 && resp.HasNext == nil {
-			r.Cache.set(key, &cachedResponse{
-				data: resp.Data, extensions: maps.Clone(resp.Extensions), usedHints: hintsUsed(ctx),
+		v, ok := r.Cache.version(ctx, "response", p.OrgID)
+		if !ok {
+			next.ServeHTTP(w, req)
+			return
+		}
+		request := []byte(req.URL.RawQuery)
+		if req.Method == http.MethodPost {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				// Too large, or cut off: gqlgen answers as it would have.
+				req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
+				next.ServeHTTP(w, req)
+				return
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			request = body
+		}
+		key := answerKey(ctx, req, p, v, request)
+		if e, hit := r.Cache.get("response", key); hit {
+			a := e.(*cachedAnswer)
+			if a.usedHints {
+				markHintsUsed(ctx)
+			}
+			h := w.Header()
+			h.Set("Content-Type", a.contentType)
+			h.Set("Content-Length", strconv.Itoa(len(a.body)))
+			_, _ = w.Write(a.body)
+			return
+		}
+		slot := &answerSlot{}
+		rec := &answerRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, req.WithContext(context.WithValue(ctx, answerSlotKey{}, slot)))
+		if slot.cacheable && rec.status == http.StatusOK && !rec.tooBig {
+			r.Cache.set(key, &cachedAnswer{
+				body: rec.body, contentType: rec.Header().Get("Content-Type"), usedHints: hintsUsed(ctx),
 			})
 		}
-		done = true
-		return resp
-	}
+	})
 }
 
-// responseKey spells out everything the answer depends on: the caller's
-// organization and role, the data version, the network the page size may
-// fall back on, and the operation with its variables.
-func responseKey(ctx context.Context, oc *graphql.OperationContext, p *auth.Principal, v int64) (string, bool) {
-	vars, err := json.Marshal(oc.Variables) // map keys come out sorted
-	if err != nil {
-		return "", false
+// answerCacheable tells whether req is a GraphQL query CacheAnswers may
+// look up: a JSON POST or a GET, not a WebSocket, not an SSE stream.
+func answerCacheable(req *http.Request) bool {
+	if req.Header.Get("Upgrade") != "" || strings.Contains(req.Header.Get("Accept"), "text/event-stream") {
+		return false
 	}
+	switch req.Method {
+	case http.MethodGet:
+		return true
+	case http.MethodPost:
+		mediaType, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+		return err == nil && mediaType == "application/json"
+	}
+	return false
+}
+
+// answerKey spells out everything the answer depends on: the caller's
+// organization and role, the data version, the network the page size may
+// fall back on, and a hash of the request (method, Accept, which picks the
+// Content-Type, and the body or the query string).
+func answerKey(ctx context.Context, req *http.Request, p *auth.Principal, v int64, request []byte) string {
 	h := sha256.New()
-	h.Write([]byte(oc.OperationName))
+	h.Write([]byte(req.Method))
 	h.Write([]byte{0})
-	h.Write([]byte(oc.RawQuery))
+	h.Write([]byte(req.Header.Get("Accept")))
 	h.Write([]byte{0})
-	h.Write(vars)
+	h.Write(request)
 	network := "-"
 	if hs, ok := ctx.Value(hintKey{}).(*hints); ok && hs.present {
 		network = string(hs.network)
 	}
 	return "r|" + strconv.FormatInt(p.OrgID, 10) + "|" + strconv.FormatInt(v, 10) + "|" + string(p.Role) + "|" +
-		network + "|" + string(h.Sum(nil)), true
+		network + "|" + string(h.Sum(nil))
+}
+
+// answerRecorder passes an answer through and keeps a copy.
+type answerRecorder struct {
+	http.ResponseWriter
+	status int
+	body   []byte
+	tooBig bool
+}
+
+func (a *answerRecorder) WriteHeader(code int) {
+	a.status = code
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *answerRecorder) Write(b []byte) (int, error) {
+	if !a.tooBig {
+		if len(a.body)+len(b) > maxCachedAnswer {
+			a.tooBig, a.body = true, nil
+		} else {
+			a.body = append(a.body, b...)
+		}
+	}
+	return a.ResponseWriter.Write(b)
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// MarkCacheable is an operation middleware (gqlgen AroundOperations) that
+// tells CacheAnswers whether the answer it is about to send may be kept: a
+// query, over versioned fields only, by a caller whose reads are not
+// audited, answered whole and without errors (an error may be passing: a
+// timeout, a cancelled request).
+func MarkCacheable(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	slot, _ := ctx.Value(answerSlotKey{}).(*answerSlot)
+	oc := graphql.GetOperationContext(ctx)
+	p := auth.PrincipalFrom(ctx)
+	if slot == nil || p == nil || p.Role == auth.RoleSupport ||
+		oc.Operation == nil || oc.Operation.Operation != ast.Query ||
+		!readsData(oc.Operation.SelectionSet, 0) || !versioned(oc.Operation.SelectionSet, 0) {
+		return next(ctx)
+	}
+	h := next(ctx)
+	return func(ctx context.Context) *graphql.Response {
+		resp := h(ctx)
+		slot.cacheable = resp != nil && len(resp.Errors) == 0 && len(resp.Data) > 0 && resp.HasNext == nil
+		return resp
+	}
 }
