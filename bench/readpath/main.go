@@ -350,7 +350,7 @@ func measure(ctx context.Context, target, token string, c benchCase, conc int, d
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 	defer client.CloseIdleConnections()
 	// Check once that the case works.
-	if err := do(ctx, client, target, token, c.body); err != nil {
+	if err := do(ctx, client, target, token, c.body, &bytes.Buffer{}); err != nil {
 		return result{}, fmt.Errorf("%s: %w", c.name, err)
 	}
 	warmEnd := time.Now().Add(time.Second)
@@ -362,12 +362,13 @@ func measure(ctx context.Context, target, token string, c benchCase, conc int, d
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf bytes.Buffer
 			for {
 				start := time.Now()
 				if start.After(end) {
 					return
 				}
-				err := do(ctx, client, target, token, c.body)
+				err := do(ctx, client, target, token, c.body, &buf)
 				if start.After(warmEnd) {
 					if err != nil {
 						errs.Add(1)
@@ -399,7 +400,7 @@ func measure(ctx context.Context, target, token string, c benchCase, conc int, d
 func measurePaced(ctx context.Context, target, token string, c benchCase, conc int, rate float64, d time.Duration) (result, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 	defer client.CloseIdleConnections()
-	if err := do(ctx, client, target, token, c.body); err != nil {
+	if err := do(ctx, client, target, token, c.body, &bytes.Buffer{}); err != nil {
 		return result{}, fmt.Errorf("%s: %w", c.name, err)
 	}
 	interval := time.Duration(float64(time.Second) / rate)
@@ -412,11 +413,12 @@ func measurePaced(ctx context.Context, target, token string, c benchCase, conc i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf bytes.Buffer
 			for at := range due {
 				if wait := time.Until(at); wait > 0 {
 					time.Sleep(wait)
 				}
-				if err := do(ctx, client, target, token, c.body); err != nil {
+				if err := do(ctx, client, target, token, c.body, &buf); err != nil {
 					errs.Add(1)
 				}
 				lat[w] = append(lat[w], time.Since(at))
@@ -442,7 +444,10 @@ func measurePaced(ctx context.Context, target, token string, c benchCase, conc i
 	return r, nil
 }
 
-func do(ctx context.Context, client *http.Client, target, token string, body []byte) error {
+// do sends one request and checks its answer, reading it into buf: the
+// load generator shares the cores with the server, so each worker reuses
+// one buffer instead of growing a new one per answer.
+func do(ctx context.Context, client *http.Client, target, token string, body []byte, buf *bytes.Buffer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -454,10 +459,11 @@ func do(ctx context.Context, client *http.Client, target, token string, body []b
 		return err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
+	buf.Reset()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return err
 	}
+	raw := buf.Bytes()
 	if resp.StatusCode != http.StatusOK || bytes.Contains(raw, []byte(`"errors"`)) {
 		return fmt.Errorf("status %d: %.300s", resp.StatusCode, raw)
 	}
