@@ -84,6 +84,9 @@ type Config struct {
 	// CacheMaxItems caps the cached pages, clients and answers
 	// (CRMHUB_CACHE_MAX_ITEMS). Defaults to 20000.
 	CacheMaxItems int
+	// CacheMaxAnswerBytes caps the bytes of cached answers
+	// (CRMHUB_CACHE_MAX_ANSWER_BYTES). Defaults to 64 MiB.
+	CacheMaxAnswerBytes int
 	// PrincipalCacheTTL is how long a token's principal is reused
 	// (CRMHUB_PRINCIPAL_CACHE_TTL): the bound on a revocation reaching a
 	// node that missed its notification. Defaults to 1 second.
@@ -108,21 +111,22 @@ var errMissingConfig = errors.New("missing configuration")
 
 func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, error) {
 	c := &Config{
-		DatabaseURL:       getenv("DATABASE_URL"),
-		Addr:              cmp.Or(getenv("CRMHUB_ADDR"), AddrDefault),
-		SecretKey:         getenv("CRMHUB_SECRET_KEY"),
-		OldSecretKeys:     splitList(getenv("CRMHUB_OLD_SECRET_KEYS")),
-		LogFormat:         cmp.Or(getenv("CRMHUB_LOG_FORMAT"), logFormatDefault),
-		AllowedOrigins:    splitList(getenv("CRMHUB_ALLOWED_ORIGINS")),
-		MaxWorkers:        MaxWorkersDefault,
-		RequestTimeout:    RequestTimeoutDefault,
-		ShutdownTimeout:   ShutdownTimeoutDefault,
-		DBMaxConns:        DBMaxConnsDefault,
-		KeepAliveInterval: KeepAliveIntervalDefault,
-		KeepAliveTimeout:  KeepAliveTimeoutDefault,
-		CacheTTL:          resolvers.CacheTTLDefault,
-		CacheMaxItems:     resolvers.CacheMaxItemsDefault,
-		PrincipalCacheTTL: resolvers.PrincipalCacheTTLDefault,
+		DatabaseURL:         getenv("DATABASE_URL"),
+		Addr:                cmp.Or(getenv("CRMHUB_ADDR"), AddrDefault),
+		SecretKey:           getenv("CRMHUB_SECRET_KEY"),
+		OldSecretKeys:       splitList(getenv("CRMHUB_OLD_SECRET_KEYS")),
+		LogFormat:           cmp.Or(getenv("CRMHUB_LOG_FORMAT"), logFormatDefault),
+		AllowedOrigins:      splitList(getenv("CRMHUB_ALLOWED_ORIGINS")),
+		MaxWorkers:          MaxWorkersDefault,
+		RequestTimeout:      RequestTimeoutDefault,
+		ShutdownTimeout:     ShutdownTimeoutDefault,
+		DBMaxConns:          DBMaxConnsDefault,
+		KeepAliveInterval:   KeepAliveIntervalDefault,
+		KeepAliveTimeout:    KeepAliveTimeoutDefault,
+		CacheTTL:            resolvers.CacheTTLDefault,
+		CacheMaxItems:       resolvers.CacheMaxItemsDefault,
+		CacheMaxAnswerBytes: resolvers.CacheMaxAnswerBytesDefault,
+		PrincipalCacheTTL:   resolvers.PrincipalCacheTTLDefault,
 	}
 	var errs []error
 	if v := getenv("CRMHUB_LOG_LEVEL"); v != "" {
@@ -169,6 +173,7 @@ func loadConfig(getenv func(string) string, logFormatDefault string) (*Config, e
 	durVar("CRMHUB_CACHE_TTL", &c.CacheTTL)
 	durVar("CRMHUB_PRINCIPAL_CACHE_TTL", &c.PrincipalCacheTTL)
 	intVar("CRMHUB_CACHE_MAX_ITEMS", &c.CacheMaxItems, 1, 10_000_000)
+	intVar("CRMHUB_CACHE_MAX_ANSWER_BYTES", &c.CacheMaxAnswerBytes, 1, 1<<40)
 	switch v := strings.ToLower(getenv("CRMHUB_CACHE")); v {
 	case "", "on":
 	case "off":

@@ -805,3 +805,30 @@ func TestResponseCache(t *testing.T) {
 		require.Equal(t, h, hits())
 	})
 }
+
+// TestResponseCacheByteCap: answers past CRMHUB_CACHE_MAX_ANSWER_BYTES are
+// not kept; smaller ones still are.
+func TestResponseCacheByteCap(t *testing.T) {
+	t.Parallel()
+	b, a := setupAppConfig(t, false, func(c *Config, _ *serveOptions) { c.CacheMaxAnswerBytes = 2000 })
+	integ := insertIntegration(t, b.pool, b.orgA.ID, "Seed")
+	seedClients(t, b.pool, b.orgA.ID, integ, 1, 60)
+	require.Eventually(t, a.versions.Listening, 5*time.Second, 5*time.Millisecond)
+	hits := func() int { return metricValue(t, b, "response", "hit") }
+	for _, tc := range []struct {
+		query string
+		kept  bool
+	}{
+		{`{ organization { clients(first: 50) { nodes { id email venue } } } }`, false}, // over 2,000 bytes
+		{`{ organization { clients(first: 2) { nodes { id } } } }`, true},
+	} {
+		b.mustGQL(t, b.ownerA, tc.query, nil)
+		h := hits()
+		b.mustGQL(t, b.ownerA, tc.query, nil)
+		if tc.kept {
+			require.Equal(t, h+1, hits(), tc.query)
+		} else {
+			require.Equal(t, h, hits(), tc.query)
+		}
+	}
+}

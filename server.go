@@ -227,7 +227,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 		return nil, err
 	}
 	cache = resolvers.NewCache(resolvers.CacheConfig{
-		Disabled: cfg.CacheOff, TTL: cfg.CacheTTL, MaxItems: cfg.CacheMaxItems, PrincipalTTL: cfg.PrincipalCacheTTL,
+		Disabled: cfg.CacheOff, TTL: cfg.CacheTTL, MaxItems: cfg.CacheMaxItems, MaxAnswerBytes: cfg.CacheMaxAnswerBytes, PrincipalTTL: cfg.PrincipalCacheTTL,
 	}, versions)
 	hub.Start(ctx)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -15,9 +16,11 @@ import (
 
 // Defaults of CacheConfig.
 const (
-	CacheTTLDefault          = 5 * time.Minute
-	CacheMaxItemsDefault     = 20000
-	PrincipalCacheTTLDefault = time.Second
+	CacheTTLDefault      = 5 * time.Minute
+	CacheMaxItemsDefault = 20000
+	// CacheMaxAnswerBytesDefault caps the bytes of cached answers.
+	CacheMaxAnswerBytesDefault = 64 << 20
+	PrincipalCacheTTLDefault   = time.Second
 )
 
 // CacheConfig configures the read cache.
@@ -32,6 +35,9 @@ type CacheConfig struct {
 	// MaxItems caps the page and client entries; past it nothing new is
 	// stored until entries expire. Defaults to 20,000.
 	MaxItems int
+	// MaxAnswerBytes caps the bytes of whole answers kept; past it
+	// nothing new is kept until entries expire. Defaults to 64 MiB.
+	MaxAnswerBytes int
 	// PrincipalTTL bounds how long a token → principal answer is reused: a
 	// revoked token stops working on every node within it even if the
 	// revocation notification is missed. Defaults to 1 second.
@@ -45,6 +51,9 @@ func (c CacheConfig) WithDefaults() CacheConfig {
 	}
 	if c.MaxItems <= 0 {
 		c.MaxItems = CacheMaxItemsDefault
+	}
+	if c.MaxAnswerBytes <= 0 {
+		c.MaxAnswerBytes = CacheMaxAnswerBytesDefault
 	}
 	if c.PrincipalTTL <= 0 {
 		c.PrincipalTTL = PrincipalCacheTTLDefault
@@ -68,12 +77,14 @@ type Cache struct {
 	rows       *gocache.Cache
 	principals *gocache.Cache
 	lookups    *prometheus.CounterVec
+	// answerBytes is the size of the answers in rows.
+	answerBytes atomic.Int64
 }
 
 // NewCache returns a cache over versions.
 func NewCache(cfg CacheConfig, versions VersionSource) *Cache {
 	cfg = cfg.WithDefaults()
-	return &Cache{
+	c := &Cache{
 		cfg: cfg, versions: versions,
 		rows:       gocache.New(cfg.TTL, cfg.TTL),
 		principals: gocache.New(cfg.PrincipalTTL, 30*time.Second),
@@ -82,6 +93,12 @@ func NewCache(cfg CacheConfig, versions VersionSource) *Cache {
 			Help: "Read cache lookups by cache (page, client, principal) and result (hit, miss, bypass).",
 		}, []string{"cache", "result"}),
 	}
+	c.rows.OnEvicted(func(_ string, v any) {
+		if a, ok := v.(*cachedAnswer); ok {
+			c.answerBytes.Add(-int64(len(a.body)))
+		}
+	})
+	return c
 }
 
 // Collectors are the cache's metrics, for the server's registry.
@@ -122,6 +139,18 @@ func (c *Cache) set(key string, v any) {
 		return
 	}
 	c.rows.SetDefault(key, v)
+}
+
+// setAnswer keeps an answer within MaxAnswerBytes. Two requests may race to
+// keep the same answer; Add keeps the first, so the byte count stays true.
+func (c *Cache) setAnswer(key string, a *cachedAnswer) {
+	n := int64(len(a.body))
+	if c.rows.ItemCount() >= c.cfg.MaxItems || c.answerBytes.Load()+n > int64(c.cfg.MaxAnswerBytes) {
+		return
+	}
+	if c.rows.Add(key, a, gocache.DefaultExpiration) == nil {
+		c.answerBytes.Add(n)
+	}
 }
 
 // cachedPage is a cached client page.

@@ -127,9 +127,10 @@ type cachedAnswer struct {
 // maxCachedAnswer bounds the size of one kept answer.
 const maxCachedAnswer = 1 << 20
 
-// answerSlot is where MarkCacheable tells CacheAnswers that the operation
-// it let through may be kept.
-type answerSlot struct{ cacheable bool }
+// answerSlot is where MarkCacheable tells CacheAnswers about the operation
+// it let through: candidate once the operation qualifies (the answer is
+// then copied as it is written), cacheable once it answered without errors.
+type answerSlot struct{ candidate, cacheable bool }
 
 type answerSlotKey struct{}
 
@@ -177,10 +178,10 @@ func (r *Resolver) CacheAnswers(next http.Handler) http.Handler {
 			return
 		}
 		slot := &answerSlot{}
-		rec := &answerRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &answerRecorder{ResponseWriter: w, status: http.StatusOK, slot: slot}
 		next.ServeHTTP(rec, req.WithContext(context.WithValue(ctx, answerSlotKey{}, slot)))
 		if slot.cacheable && rec.status == http.StatusOK && !rec.tooBig {
-			r.Cache.set(key, &cachedAnswer{
+			r.Cache.setAnswer(key, &cachedAnswer{
 				body: rec.body, contentType: rec.Header().Get("Content-Type"), usedHints: hintsUsed(ctx),
 			})
 		}
@@ -222,9 +223,11 @@ func answerKey(ctx context.Context, req *http.Request, p *auth.Principal, v int6
 		network + "|" + string(h.Sum(nil))
 }
 
-// answerRecorder passes an answer through and keeps a copy.
+// answerRecorder passes an answer through and keeps a copy of a
+// candidate's.
 type answerRecorder struct {
 	http.ResponseWriter
+	slot   *answerSlot
 	status int
 	body   []byte
 	tooBig bool
@@ -236,7 +239,7 @@ func (a *answerRecorder) WriteHeader(code int) {
 }
 
 func (a *answerRecorder) Write(b []byte) (int, error) {
-	if !a.tooBig {
+	if a.slot.candidate && !a.tooBig {
 		if len(a.body)+len(b) > maxCachedAnswer {
 			a.tooBig, a.body = true, nil
 		} else {
@@ -264,6 +267,7 @@ func MarkCacheable(ctx context.Context, next graphql.OperationHandler) graphql.R
 		!readsData(oc.Operation.SelectionSet, 0) || !versioned(oc.Operation.SelectionSet, 0) {
 		return next(ctx)
 	}
+	slot.candidate = true
 	h := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
 		resp := h(ctx)
