@@ -116,9 +116,9 @@ func newLiveConns(cfg *Config, m *metrics, shareable func() bool) *liveConns {
 	}
 	l.streams.byKey = map[string]*liveStream{}
 	l.wq.cond = sync.NewCond(&l.wq.mu)
-	// Writes are syscalls of a few microseconds; a couple of writers per
-	// core keep every core busy while one waits out a slow socket.
-	for range max(2, 2*runtime.GOMAXPROCS(0)) {
+	// Writes never wait on a socket (a full one is set aside), so one
+	// writer per core keeps every core busy.
+	for range max(2, runtime.GOMAXPROCS(0)) {
 		l.wg.Add(1)
 		go l.writer()
 	}
@@ -306,6 +306,16 @@ func (q *writeQueue) push(c *wsConn) {
 	q.items = append(q.items, c)
 	q.mu.Unlock()
 	q.cond.Signal()
+}
+
+func (q *writeQueue) pushMany(cs []*wsConn) {
+	if len(cs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.items = append(q.items, cs...)
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
 
 func (q *writeQueue) pop() *wsConn {

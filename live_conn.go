@@ -3,17 +3,20 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -89,6 +92,9 @@ func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		legacy: proto != protoGraphQLTransportWS,
 		hint:   string(network) + strconv.FormatBool(present),
 	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	c.lastRead.Store(time.Now().UnixNano())
 	if !t.l.add(c) {
 		_, _ = nc.Write(wsAppendFrame(nil, wsOpClose, wsClosePayload(closeServiceRestart, "server restarting")))
@@ -103,9 +109,12 @@ func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 // handles client messages; everything it sends goes through the writer
 // pool: frames are queued here and a writer flushes them.
 type wsConn struct {
-	l      *liveConns
-	t      *liveTransport
-	nc     net.Conn
+	l  *liveConns
+	t  *liveTransport
+	nc net.Conn
+	// raw is nc's file descriptor, for writes that never wait; nil when
+	// nc is not a socket.
+	raw    syscall.RawConn
 	br     *bufio.Reader
 	exec   graphql.GraphExecutor
 	legacy bool
@@ -150,8 +159,10 @@ type wsConn struct {
 // wsOp is one operation of a connection: a subscription (a subscriber of a
 // stream) or a query or mutation running once.
 type wsOp struct {
-	c      *wsConn
-	id     string
+	c  *wsConn
+	id string
+	// idJSON is id as a JSON string, made once for every envelope.
+	idJSON []byte
 	stream *liveStream
 	cancel context.CancelFunc
 
@@ -378,7 +389,8 @@ func (c *wsConn) start(id string, raw json.RawMessage) {
 		c.protocolError("an operation needs an id")
 		return
 	}
-	op := &wsOp{c: c, id: id}
+	idJSON, _ := json.Marshal(id)
+	op := &wsOp{c: c, id: id, idJSON: idJSON}
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
@@ -510,7 +522,9 @@ func (op *wsOp) finish(msgs ...[]byte) {
 
 // offer hands the operation a new payload, replacing one not yet written:
 // a slow socket holds at most one pending payload per subscription.
-func (op *wsOp) offer(r *rendered) {
+// A connection that needs a writer is appended to batch (when not nil),
+// for the caller to queue with others in one go.
+func (op *wsOp) offer(r *rendered, batch *[]*wsConn) {
 	c := op.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -521,7 +535,19 @@ func (op *wsOp) offer(r *rendered) {
 		c.l.stats.coalesced.Add(1)
 	}
 	op.pending = r
-	op.markDirtyLocked()
+	if !op.inDirty {
+		op.inDirty = true
+		c.dirty = append(c.dirty, op)
+	}
+	if c.queued || c.dead {
+		return
+	}
+	c.queued = true
+	if batch != nil {
+		*batch = append(*batch, c)
+		return
+	}
+	c.l.wq.push(c)
 }
 
 func (op *wsOp) markDirtyLocked() {
@@ -618,7 +644,7 @@ func (c *wsConn) flush() {
 		for _, op := range c.dirty {
 			op.inDirty = false
 			if op.pending != nil {
-				buf = c.appendNext(buf, op.id, op.pending.payload)
+				buf = c.appendNext(buf, op.idJSON, op.pending.payload)
 				if op.pending.data {
 					c.l.stats.sent.Add(1)
 				}
@@ -648,15 +674,14 @@ func (c *wsConn) flush() {
 	var n int
 	var err error
 	if len(out) > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(wsWriteSlice))
-		n, err = c.nc.Write(out)
+		n, err = c.write(out)
 	}
 
 	c.mu.Lock()
 	c.outOff += n
 	if err != nil {
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && !c.dead {
+		if (errors.Is(err, errWouldBlock) || errors.As(err, &ne) && ne.Timeout()) && !c.dead {
 			// The peer reads slowly: set the rest aside (still queued, so
 			// nobody else writes) and come back on the next tick.
 			if c.blockedSince.IsZero() {
@@ -695,6 +720,44 @@ func (c *wsConn) flush() {
 	}
 }
 
+// errWouldBlock is a write that found the socket's buffer full.
+var errWouldBlock = errors.New("the socket's send buffer is full")
+
+// write writes without waiting: straight to the socket when it is one (no
+// deadline, so no timer per write), else with a short deadline. A peer
+// that reads slowly gets what fits; the rest waits for the next retry.
+func (c *wsConn) write(p []byte) (int, error) {
+	if c.raw == nil {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(wsWriteSlice))
+		return c.nc.Write(p)
+	}
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			m, e := syscall.Write(int(fd), p[n:])
+			if m > 0 {
+				n += m
+			}
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN:
+				werr = errWouldBlock
+			case e != nil:
+				werr = e
+			case m <= 0:
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				break
+			}
+		}
+		return true // never wait for the poller
+	})
+	return n, cmp.Or(err, werr)
+}
+
 // retryWrite hands a connection whose write was set aside back to the
 // writers, or closes it when its peer has not read for as long as a dead
 // peer is given.
@@ -714,8 +777,7 @@ func (c *wsConn) retryWrite(now time.Time) {
 	c.l.wq.push(c)
 }
 
-func (c *wsConn) appendNext(dst []byte, id string, payload []byte) []byte {
-	idJSON, _ := json.Marshal(id)
+func (c *wsConn) appendNext(dst []byte, idJSON, payload []byte) []byte {
 	prefix, mid := `{"id":`, `,"type":"next","payload":`
 	if c.legacy {
 		mid = `,"type":"data","payload":`

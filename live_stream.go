@@ -118,7 +118,7 @@ func (s *liveStream) join(op *wsOp) bool {
 	s.subs[op] = struct{}{}
 	s.l.stats.subscribers.Add(1)
 	if s.last != nil {
-		op.offer(s.last)
+		op.offer(s.last, nil)
 	}
 	return true
 }
@@ -185,14 +185,25 @@ func (s *liveStream) run(ctx context.Context, exec graphql.GraphExecutor, rc *gr
 	s.end(failure)
 }
 
+// publish offers r to every subscriber and queues their connections for
+// the writers, a batch at a time (one lock and one wake-up per batch).
 func (s *liveStream) publish(r *rendered) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last = r
+	batch := make([]*wsConn, 0, publishBatch)
 	for op := range s.subs {
-		op.offer(r)
+		op.offer(r, &batch)
+		if len(batch) == publishBatch {
+			s.l.wq.pushMany(batch)
+			batch = batch[:0]
+		}
 	}
+	s.l.wq.pushMany(batch)
 }
+
+// publishBatch is how many connections publish queues at once.
+const publishBatch = 128
 
 // end completes every subscriber's operation (after its pending payload),
 // with an error first if the execution failed.
