@@ -147,6 +147,7 @@ type wsConn struct {
 	queued bool
 	// out is what is being written; outOff how much of it went.
 	out          []byte
+	outBuf       *[]byte
 	outOff       int
 	blockedSince time.Time
 	closeAfter   bool
@@ -635,8 +636,8 @@ func (c *wsConn) flush() {
 		return
 	}
 	if c.out == nil {
-		bp := outBufs.Get().(*[]byte)
-		buf := (*bp)[:0]
+		c.outBuf = outBufs.Get().(*[]byte)
+		buf := (*c.outBuf)[:0]
 		for _, f := range c.ctrl {
 			buf = append(buf, f...)
 		}
@@ -696,10 +697,11 @@ func (c *wsConn) flush() {
 		c.kill()
 		return
 	}
-	bp := c.out[:0]
-	if cap(bp) <= 64<<10 {
-		outBufs.Put(&bp)
+	if cap(c.out) <= 64<<10 {
+		*c.outBuf = c.out[:0]
+		outBufs.Put(c.outBuf)
 	}
+	c.outBuf = nil
 	c.out, c.outOff = nil, 0
 	c.blockedSince = time.Time{}
 	more := len(c.ctrl) > 0 || len(c.dirty) > 0
