@@ -737,7 +737,7 @@ func (c *wsConn) write(p []byte) (int, error) {
 	var werr error
 	err := c.raw.Write(func(fd uintptr) bool {
 		for n < len(p) {
-			m, e := syscall.Write(int(fd), p[n:])
+			m, e := sockSend(fd, p[n:])
 			if m > 0 {
 				n += m
 			}
