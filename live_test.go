@@ -203,13 +203,26 @@ func TestSharedStream(t *testing.T) {
 	e, err = other.nextEvent(ctx)
 	require.NoError(t, err)
 	require.True(t, e.Complete)
+	require.Equal(t, int64(2), stats.executions.Load()-before, "org B's subscription was an execution of its own")
+
+	// SUPPORT never shares: each subscription is an execution of its own,
+	// so each gets its own audit record.
+	for i := range 2 {
+		s, err := dialWS(ctx, b.url, protoTransportWS, nil, authInit(b.support))
+		require.NoError(t, err)
+		defer s.c.CloseNow()
+		require.NoError(t, s.subscribe(ctx, "s", progressQuery, map[string]any{"id": runID}))
+		e, err := s.nextEvent(ctx)
+		require.NoError(t, err)
+		require.Equal(t, runID, dig(e.Data, "importProgress", "id"), "support %d", i)
+	}
+	require.Equal(t, int64(4), stats.executions.Load()-before, "two SUPPORT subscribers, two executions")
 
 	first.follow(ctx, t, &trail1)
 	require.True(t, trail1.complete)
 	require.Equal(t, "SUCCEEDED", trail1.last()["state"])
 	require.Equal(t, 800.0, trail1.last()["processed"])
 	require.Greater(t, len(trail1.runs), 3, "the first saw the run live after the second left")
-	require.Equal(t, int64(2), stats.executions.Load()-before, "org B's subscription was an execution of its own")
 	require.Eventually(t, func() bool { return stats.streams.Load() == 0 && stats.subscribers.Load() == 0 },
 		5*time.Second, 20*time.Millisecond)
 }
