@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -93,7 +92,9 @@ func (t liveTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		hint:   string(network) + strconv.FormatBool(present),
 	}
 	if sc, ok := nc.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+		if raw, err := sc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { c.fd, c.hasFD = fd, true })
+		}
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	if !t.l.add(c) {
@@ -112,9 +113,10 @@ type wsConn struct {
 	l  *liveConns
 	t  *liveTransport
 	nc net.Conn
-	// raw is nc's file descriptor, for writes that never wait; nil when
-	// nc is not a socket.
-	raw    syscall.RawConn
+	// fd is nc's socket descriptor (when hasFD), for writes that never
+	// wait; it is written only under mu, and closed only under mu.
+	fd     uintptr
+	hasFD  bool
 	br     *bufio.Reader
 	exec   graphql.GraphExecutor
 	legacy bool
@@ -630,7 +632,9 @@ var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // the payload itself was rendered once for all.
 func (c *wsConn) flush() {
 	c.mu.Lock()
-	if c.dead {
+	if c.dead || c.closeWritten && c.out == nil {
+		// Nothing goes after a close frame.
+		c.ctrl, c.dirty = nil, nil
 		c.queued = false
 		c.mu.Unlock()
 		return
@@ -670,15 +674,20 @@ func (c *wsConn) flush() {
 	}
 	out := c.out[c.outOff:]
 	closeWritten := c.closeWritten
-	c.mu.Unlock()
-
 	var n int
 	var err error
-	if len(out) > 0 {
-		n, err = c.write(out)
+	switch {
+	case len(out) == 0:
+	case c.hasFD:
+		// Under c.mu: kill closes the socket under it too, so the
+		// descriptor is this connection's for as long as we write.
+		n, err = sendAll(c.fd, out)
+	default:
+		c.mu.Unlock()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(wsWriteSlice))
+		n, err = c.nc.Write(out)
+		c.mu.Lock()
 	}
-
-	c.mu.Lock()
 	c.outOff += n
 	if err != nil {
 		var ne net.Error
@@ -725,39 +734,28 @@ func (c *wsConn) flush() {
 // errWouldBlock is a write that found the socket's buffer full.
 var errWouldBlock = errors.New("the socket's send buffer is full")
 
-// write writes without waiting: straight to the socket when it is one (no
-// deadline, so no timer per write), else with a short deadline. A peer
-// that reads slowly gets what fits; the rest waits for the next retry.
-func (c *wsConn) write(p []byte) (int, error) {
-	if c.raw == nil {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(wsWriteSlice))
-		return c.nc.Write(p)
-	}
-	var n int
-	var werr error
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, e := sockSend(fd, p[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				werr = errWouldBlock
-			case e != nil:
-				werr = e
-			case m <= 0:
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				break
-			}
+// sendAll writes p to the socket fd without ever waiting: a peer that
+// reads slowly gets what fits in its socket buffer, and errWouldBlock says
+// the rest waits for the next retry. It goes straight to the descriptor,
+// not through Go's poller: no deadline timer and no poller bookkeeping per
+// write.
+func sendAll(fd uintptr, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := sockSend(fd, p[n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return n, errWouldBlock
+		case err != nil:
+			return n, err
+		case m <= 0:
+			return n, io.ErrShortWrite
 		}
-		return true // never wait for the poller
-	})
-	return n, cmp.Or(err, werr)
+		n += m
+	}
+	return n, nil
 }
 
 // retryWrite hands a connection whose write was set aside back to the
@@ -865,10 +863,12 @@ func (c *wsConn) kill() {
 		c.initTimer.Stop()
 	}
 	c.ctrl, c.dirty = nil, nil
+	// Closed under mu: a writer holds mu while it writes to the
+	// descriptor, which must not be closed (and reused) meanwhile.
+	_ = c.nc.Close()
 	c.mu.Unlock()
 	c.closing.Store(true)
 	c.cancel()
-	_ = c.nc.Close()
 	for _, op := range ops {
 		op.finish()
 	}
