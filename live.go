@@ -282,14 +282,24 @@ func (l *liveConns) setBlocked(c *wsConn) {
 // something to send, one at a time.
 func (l *liveConns) writer() {
 	defer l.wg.Done()
+	batch := make([]*wsConn, 0, writerBatch)
 	for {
-		c := l.wq.pop()
-		if c == nil {
+		batch = l.wq.popMany(batch[:0], writerBatch)
+		if len(batch) == 0 {
 			return
 		}
-		c.flush()
+		var sent int64
+		for i, c := range batch {
+			sent += c.flush()
+			batch[i] = nil
+		}
+		l.stats.sent.Add(sent)
 	}
 }
+
+// writerBatch is how many connections a writer takes from the queue at
+// once: one lock per batch, and one update of the shared counters.
+const writerBatch = 32
 
 // writeQueue is the FIFO of connections with something to send. A
 // connection is in it at most once (wsConn.queued).
@@ -318,25 +328,25 @@ func (q *writeQueue) pushMany(cs []*wsConn) {
 	q.cond.Broadcast()
 }
 
-func (q *writeQueue) pop() *wsConn {
+// popMany appends up to n queued connections to dst, waiting for one if
+// there is none; it returns dst empty once the queue is closed and empty.
+func (q *writeQueue) popMany(dst []*wsConn, n int) []*wsConn {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.head == len(q.items) && !q.closed {
 		q.cond.Wait()
 	}
-	if q.head == len(q.items) {
-		return nil
-	}
-	c := q.items[q.head]
-	q.items[q.head] = nil
-	q.head++
+	end := min(q.head+n, len(q.items))
+	dst = append(dst, q.items[q.head:end]...)
+	clear(q.items[q.head:end])
+	q.head = end
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
 		if cap(q.items) > 1024 {
 			q.items = nil // do not keep a burst's array for ever
 		}
 	}
-	return c
+	return dst
 }
 
 func (q *writeQueue) close() {

@@ -629,8 +629,9 @@ var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 
 // flush writes what the connection has pending; it runs on a writer.
 // Payloads are wrapped in the operation's envelope here, per subscriber:
-// the payload itself was rendered once for all.
-func (c *wsConn) flush() {
+// the payload itself was rendered once for all. It returns how many run
+// states it put on the wire, for the writer to count.
+func (c *wsConn) flush() (sent int64) {
 	c.mu.Lock()
 	if c.dead || c.closeWritten && c.out == nil {
 		// Nothing goes after a close frame.
@@ -651,7 +652,7 @@ func (c *wsConn) flush() {
 			if op.pending != nil {
 				buf = c.appendNext(buf, op.idJSON, op.pending.payload)
 				if op.pending.data {
-					c.l.stats.sent.Add(1)
+					sent++
 				}
 				op.pending = nil
 			}
@@ -729,6 +730,7 @@ func (c *wsConn) flush() {
 		}
 		_ = c.nc.SetReadDeadline(time.Now().Add(wsCloseGrace))
 	}
+	return sent
 }
 
 // errWouldBlock is a write that found the socket's buffer full.
