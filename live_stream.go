@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/formatter"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -50,7 +51,7 @@ type liveStream struct {
 // or "" when it must not be shared.
 func (c *wsConn) streamKey(ctx context.Context, rc *graphql.OperationContext) string {
 	p := auth.PrincipalFrom(ctx)
-	if p == nil || p.Role == auth.RoleSupport || rc.Doc == nil {
+	if p == nil || p.Role == auth.RoleSupport || rc.Doc == nil || !snapshotStream(rc.Operation) {
 		return ""
 	}
 	vars, err := json.Marshal(rc.Variables) // map keys sorted: canonical
@@ -61,6 +62,23 @@ func (c *wsConn) streamKey(ctx context.Context, rc *graphql.OperationContext) st
 	formatter.NewFormatter(&doc).FormatQueryDocument(rc.Doc)
 	return strconv.FormatInt(p.OrgID, 10) + "\x00" + string(p.Role) + "\x00" + c.hint + "\x00" +
 		rc.OperationName + "\x00" + string(vars) + "\x00" + doc.String()
+}
+
+// snapshotStream reports whether each event of op is the whole current
+// state, so that the last one is all a joining subscriber needs: true for
+// importProgress. importRunsUpdated opens with one event per active run,
+// which a joiner would miss, so its subscribers do not share.
+func snapshotStream(op *ast.OperationDefinition) bool {
+	if op == nil || len(op.SelectionSet) == 0 {
+		return false
+	}
+	for _, sel := range op.SelectionSet {
+		f, ok := sel.(*ast.Field)
+		if !ok || f.Name != "importProgress" {
+			return false
+		}
+	}
+	return true
 }
 
 // subscribe makes op a subscriber: of the running stream of its key if
