@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wedsync/crmhub/crm/crmsim"
@@ -426,4 +427,38 @@ func TestIdleConnectionGoroutines(t *testing.T) {
 	_, body := httpGet(t, b.url+"/metrics")
 	require.Contains(t, body, `crmhub_subscription_connections{transport="websocket"} 0`)
 	require.Contains(t, body, "crmhub_subscription_executions_total 1")
+}
+
+// TestDrainClosesWithServiceRestart: a node that shuts down closes every
+// WebSocket with 1012, so clients reconnect to another node; it accepts no
+// new one meanwhile.
+func TestDrainClosesWithServiceRestart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, a := setupApp(t, false)
+	integ := dig(b.mustGQL(t, b.ownerA, `mutation { createIntegration(input: {provider: TAVE, name: "T", credentials: {apiKey: "demo-10"}}) { integration { id } } }`, nil),
+		"createIntegration", "integration", "id").(string)
+	runID := dig(b.mustGQL(t, b.ownerA, `mutation($id: ID!) { startImport(input: {integrationId: $id}) { run { id } } }`,
+		map[string]any{"id": integ}), "startImport", "run", "id").(string)
+	var clients []*wsClient
+	for _, proto := range []string{protoTransportWS, protoLegacyWS} {
+		w, err := dialWS(ctx, b.url, proto, nil, authInit(b.ownerA))
+		require.NoError(t, err)
+		defer w.c.CloseNow()
+		require.NoError(t, w.subscribe(ctx, "1", progressQuery, map[string]any{"id": runID}))
+		e, err := w.nextEvent(ctx)
+		require.NoError(t, err)
+		require.Equal(t, runID, dig(e.Data, "importProgress", "id"))
+		clients = append(clients, w)
+	}
+	a.live.shutdown()
+	for _, w := range clients {
+		_, err := w.next(ctx)
+		require.Equal(t, websocket.StatusCode(closeServiceRestart), closeCode(err), "%s: %v", w.proto, err)
+	}
+	_, err := dialWS(ctx, b.url, protoTransportWS, nil, authInit(b.ownerA))
+	require.Error(t, err, "a draining node takes no new WebSocket")
+	require.Eventually(t, func() bool { return a.live.stats.subscribers.Load() == 0 && a.live.stats.streams.Load() == 0 },
+		5*time.Second, 20*time.Millisecond)
 }
