@@ -43,9 +43,10 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown (CRMHUB_SHUTDOWN_TIMEOUT).
 	// Defaults to 20 seconds.
 	ShutdownTimeout time.Duration
-	// AllowedOrigins are the origins (host patterns, as coder/websocket
-	// takes them) allowed to open WebSockets from a browser
-	// (CRMHUB_ALLOWED_ORIGINS, comma separated). Same-origin always works.
+	// AllowedOrigins are the origins (path.Match patterns of the Origin's
+	// host, or of scheme://host when a pattern has "://") allowed to open
+	// WebSockets from a browser (CRMHUB_ALLOWED_ORIGINS, comma separated).
+	// Same-origin always works.
 	AllowedOrigins []string
 	// DBMaxConns is the pool size (CRMHUB_DB_MAX_CONNS). Defaults to 40.
 	DBMaxConns int32

@@ -35,29 +35,25 @@ const (
 func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liveConns, introspection bool) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: r}))
 
-	srv.AddTransport(transport.Websocket{
-		// live pings every connection at the WebSocket level (both
-		// subprotocols) and closes one that does not answer: a phone that
-		// left the venue WiFi is cleaned up within KeepAliveInterval +
-		// KeepAliveTimeout. Allowed origins are checked there too.
-		Implementation: live,
-		// The legacy graphql-ws subprotocol expects "ka" messages.
-		KeepAlivePingInterval: cfg.KeepAliveInterval,
-		InitTimeout:           10 * time.Second,
-		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	// WebSockets: crmhub's own transport (live_conn.go), which shares one
+	// execution among subscribers of the same operation and view, pings
+	// every connection from one ticker and checks allowed origins.
+	srv.AddTransport(liveTransport{
+		l: live, log: r.Log,
+		initFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, error) {
 			// A token in connection_init wins; otherwise the upgrade
 			// request's header (already in ctx) stands.
 			if header := payload.Authorization(); header != "" {
 				p, err := r.Authenticate(ctx, header)
 				if err != nil {
-					return forbidden(ctx), nil, err
+					return ctx, err
 				}
 				ctx = auth.WithPrincipal(ctx, p)
 			}
 			if auth.PrincipalFrom(ctx) == nil {
-				return forbidden(ctx), nil, resolvers.ErrBadToken
+				return ctx, resolvers.ErrBadToken
 			}
-			return ctx, nil, nil
+			return ctx, nil
 		},
 	})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.KeepAliveInterval})
@@ -78,13 +74,6 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liv
 	// handler) which answers it may keep.
 	srv.AroundOperations(resolvers.MarkCacheable)
 	return srv
-}
-
-// forbidden makes gqlgen close a WebSocket whose connection_init carries no
-// valid token with 4403 Forbidden, as graphql-transport-ws specifies
-// (gqlgen's default is 1000, which clients would take as a normal end).
-func forbidden(ctx context.Context) context.Context {
-	return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, closeForbidden), "Forbidden")
 }
 
 // apqCache keeps persisted queries in go-cache: mobile clients send a hash

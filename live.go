@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"slices"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/99designs/gqlgen/graphql/handler/transport"
-	coderws "github.com/coder/websocket"
 )
 
 // Close codes crmhub sends on WebSockets.
@@ -27,64 +21,182 @@ const (
 	closeServiceRestart = 1012
 )
 
-// liveConns tracks the long-lived connections of subscriptions (WebSockets
-// and SSE streams): it counts them, pings every WebSocket so that a phone
-// that dropped off the venue WiFi is noticed, and closes them all when the
-// node shuts down.
+// Tuning of the WebSocket transport.
+const (
+	// wsReadBufferSize is each connection's read buffer: client messages
+	// are small (connection_init, subscribe, pong), and an idle subscriber
+	// should cost little.
+	wsReadBufferSize = 512
+	// wsReadLimit bounds one client message, as gqlgen's transport did.
+	wsReadLimit = 1 << 20
+	// wsWriteSlice is how long a writer waits on one socket before it sets
+	// the rest aside and moves on: a phone that stopped reading holds a
+	// writer for at most this long per retry.
+	wsWriteSlice = 5 * time.Millisecond
+	// wsRetryInterval is how often writes set aside are retried.
+	wsRetryInterval = 50 * time.Millisecond
+	// wsCloseGrace is how long a connection waits for the peer's close
+	// frame after sending its own.
+	wsCloseGrace = 2 * time.Second
+	// wsInitTimeout is how long a client has to send connection_init.
+	wsInitTimeout = 10 * time.Second
+)
+
+// liveConns holds the long-lived connections of subscriptions. For
+// WebSockets it is the whole transport (see live_conn.go and
+// live_stream.go): it keeps every connection, pings them all from one
+// ticker so that a phone that dropped off the venue WiFi is noticed, writes
+// through a small pool of writer goroutines, shares one execution among
+// subscribers of the same operation and view, and closes everything when
+// the node shuts down. SSE streams stay on gqlgen's transport; it only
+// counts them and cuts them on drain.
 type liveConns struct {
-	pingInterval time.Duration
-	pongTimeout  time.Duration
-	accept       coderws.AcceptOptions
-	m            *metrics
+	pingInterval   time.Duration
+	pongTimeout    time.Duration
+	originPatterns []string
+	m              *metrics
+	// shareableFunc reports whether new subscribers may join a running
+	// execution: only while the LISTEN hub is up, since a stream's last
+	// payload is current only if no notification was lost.
+	shareableFunc func() bool
 
 	mu       sync.Mutex
-	ws       map[*liveWebsocketConn]struct{}
+	ws       map[*wsConn]struct{}
 	draining bool
 	// drain is cancelled when the node shuts down.
 	drain      context.Context
 	startDrain context.CancelFunc
+
+	streams streamRegistry
+	wq      writeQueue
+
+	// blocked are connections whose last write did not complete in
+	// wsWriteSlice; the ticker hands them back to the writers.
+	blockedMu sync.Mutex
+	blocked   map[*wsConn]struct{}
+
+	stats liveStats
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	wg       sync.WaitGroup
 }
 
-func newLiveConns(cfg *Config, m *metrics) *liveConns {
+// liveStats are the transport's counters, exported by metrics.
+type liveStats struct {
+	// subscribers counts open subscription operations on WebSockets.
+	subscribers atomic.Int64
+	// sseStreams counts open SSE requests.
+	sseStreams atomic.Int64
+	// sent counts run states written to subscribers (WebSocket) or
+	// rendered for them (SSE).
+	sent atomic.Int64
+	// coalesced counts payloads a subscriber had pending that a newer one
+	// replaced before it was written.
+	coalesced atomic.Int64
+	// streams counts running executions on WebSockets.
+	streams atomic.Int64
+	// executions counts executions started on WebSockets.
+	executions atomic.Int64
+}
+
+func newLiveConns(cfg *Config, m *metrics, shareable func() bool) *liveConns {
 	drain, startDrain := context.WithCancel(context.Background())
-	return &liveConns{
-		pingInterval: cfg.KeepAliveInterval,
-		pongTimeout:  cfg.KeepAliveTimeout,
-		accept:       coderws.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
-		m:            m,
-		ws:           map[*liveWebsocketConn]struct{}{},
-		drain:        drain,
-		startDrain:   startDrain,
+	l := &liveConns{
+		pingInterval:   cfg.KeepAliveInterval,
+		pongTimeout:    cfg.KeepAliveTimeout,
+		originPatterns: cfg.AllowedOrigins,
+		m:              m,
+		shareableFunc:  shareable,
+		ws:             map[*wsConn]struct{}{},
+		drain:          drain,
+		startDrain:     startDrain,
+		blocked:        map[*wsConn]struct{}{},
+		stopped:        make(chan struct{}),
 	}
+	l.streams.byKey = map[string]*liveStream{}
+	l.wq.cond = sync.NewCond(&l.wq.mu)
+	// Writes never wait on a socket (a full one is set aside), so one
+	// writer per core keeps every core busy.
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		l.wg.Add(1)
+		go l.writer()
+	}
+	l.wg.Add(1)
+	go l.ticker()
+	return l
 }
 
-// count is the middleware that counts open subscription connections.
+// stop ends the writers and the ticker; connections still open are closed.
+func (l *liveConns) stop() {
+	l.stopOnce.Do(func() {
+		l.shutdown()
+		close(l.stopped)
+		l.wq.close()
+		l.wg.Wait()
+		l.mu.Lock()
+		conns := make([]*wsConn, 0, len(l.ws))
+		for c := range l.ws {
+			conns = append(conns, c)
+		}
+		l.mu.Unlock()
+		for _, c := range conns {
+			c.kill()
+		}
+	})
+}
+
+func (l *liveConns) shareable() bool { return l.shareableFunc == nil || l.shareableFunc() }
+
+// count is the middleware that counts open SSE streams and ends them when
+// the node drains. WebSockets are counted by the transport itself: their
+// HTTP handler returns as soon as the connection is upgraded.
 func (l *liveConns) count(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind := ""
-		switch {
-		case r.Header.Get("Upgrade") != "":
-			kind = "websocket"
-		case strings.Contains(r.Header.Get("Accept"), "text/event-stream"):
-			kind = "sse"
-			// A draining node cuts SSE streams without gqlgen's "complete"
-			// event, so that EventSource-style clients reconnect.
-			ctx, cancel := context.WithCancel(r.Context())
-			defer cancel()
-			stop := context.AfterFunc(l.drain, cancel)
-			defer stop()
-			r = r.WithContext(ctx)
-			w = &drainingWriter{ResponseWriter: w, ctx: ctx}
-		}
-		if kind == "" {
+		if r.Header.Get("Upgrade") != "" || !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 			next.ServeHTTP(w, r)
 			return
 		}
-		g := l.m.liveConns.WithLabelValues(kind)
+		// A draining node cuts SSE streams without gqlgen's "complete"
+		// event, so that EventSource-style clients reconnect.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(l.drain, cancel)
+		defer stop()
+		r = r.WithContext(ctx)
+		w = &drainingWriter{ResponseWriter: w, ctx: ctx}
+		g := l.m.liveConns.WithLabelValues("sse")
 		g.Inc()
 		defer g.Dec()
+		l.stats.sseStreams.Add(1)
+		defer l.stats.sseStreams.Add(-1)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// add registers an accepted connection; it refuses one while draining.
+func (l *liveConns) add(c *wsConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.draining {
+		return false
+	}
+	l.ws[c] = struct{}{}
+	l.m.liveConns.WithLabelValues("websocket").Inc()
+	return true
+}
+
+func (l *liveConns) forget(c *wsConn) {
+	l.mu.Lock()
+	_, ok := l.ws[c]
+	delete(l.ws, c)
+	l.mu.Unlock()
+	if ok {
+		l.m.liveConns.WithLabelValues("websocket").Dec()
+	}
+	l.blockedMu.Lock()
+	delete(l.blocked, c)
+	l.blockedMu.Unlock()
 }
 
 // shutdown closes every WebSocket with 1012 (service restart) and ends
@@ -97,14 +209,151 @@ func (l *liveConns) shutdown() {
 	}
 	l.draining = true
 	l.startDrain()
-	conns := make([]*liveWebsocketConn, 0, len(l.ws))
+	conns := make([]*wsConn, 0, len(l.ws))
 	for c := range l.ws {
 		conns = append(conns, c)
 	}
 	l.mu.Unlock()
 	for _, c := range conns {
-		_ = c.WriteClose(closeServiceRestart, "server restarting")
+		c.closeWith(closeServiceRestart, "server restarting")
 	}
+}
+
+// ticker is the transport's one timer: it retries writes set aside and,
+// every quarter of the keep-alive interval (or timeout, if shorter), pings
+// the connections that are due and closes those whose peer has not
+// answered within the timeout. One goroutine for every connection, rather
+// than one (or a timer) per connection.
+func (l *liveConns) ticker() {
+	defer l.wg.Done()
+	t := time.NewTicker(wsRetryInterval)
+	defer t.Stop()
+	sweepEvery := max(min(l.pingInterval, l.pongTimeout)/4, 10*time.Millisecond)
+	var lastSweep time.Time
+	var conns []*wsConn
+	for {
+		select {
+		case <-l.stopped:
+			return
+		case now := <-t.C:
+			l.retryBlocked(now)
+			if now.Sub(lastSweep) < sweepEvery {
+				continue
+			}
+			lastSweep = now
+			l.mu.Lock()
+			conns = conns[:0]
+			for c := range l.ws {
+				conns = append(conns, c)
+			}
+			l.mu.Unlock()
+			for _, c := range conns {
+				c.keepAlive(now)
+			}
+			clear(conns)
+		}
+	}
+}
+
+func (l *liveConns) retryBlocked(now time.Time) {
+	l.blockedMu.Lock()
+	if len(l.blocked) == 0 {
+		l.blockedMu.Unlock()
+		return
+	}
+	conns := make([]*wsConn, 0, len(l.blocked))
+	for c := range l.blocked {
+		conns = append(conns, c)
+	}
+	clear(l.blocked)
+	l.blockedMu.Unlock()
+	for _, c := range conns {
+		c.retryWrite(now)
+	}
+}
+
+func (l *liveConns) setBlocked(c *wsConn) {
+	l.blockedMu.Lock()
+	l.blocked[c] = struct{}{}
+	l.blockedMu.Unlock()
+}
+
+// writer is one of the pool's goroutines: it flushes connections that have
+// something to send, one at a time.
+func (l *liveConns) writer() {
+	defer l.wg.Done()
+	batch := make([]*wsConn, 0, writerBatch)
+	for {
+		batch = l.wq.popMany(batch[:0], writerBatch)
+		if len(batch) == 0 {
+			return
+		}
+		var sent int64
+		for i, c := range batch {
+			sent += c.flush()
+			batch[i] = nil
+		}
+		l.stats.sent.Add(sent)
+	}
+}
+
+// writerBatch is how many connections a writer takes from the queue at
+// once: one lock per batch, and one update of the shared counters.
+const writerBatch = 32
+
+// writeQueue is the FIFO of connections with something to send. A
+// connection is in it at most once (wsConn.queued).
+type writeQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*wsConn
+	head   int
+	closed bool
+}
+
+func (q *writeQueue) push(c *wsConn) {
+	q.mu.Lock()
+	q.items = append(q.items, c)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *writeQueue) pushMany(cs []*wsConn) {
+	if len(cs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.items = append(q.items, cs...)
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// popMany appends up to n queued connections to dst, waiting for one if
+// there is none; it returns dst empty once the queue is closed and empty.
+func (q *writeQueue) popMany(dst []*wsConn, n int) []*wsConn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.head == len(q.items) && !q.closed {
+		q.cond.Wait()
+	}
+	end := min(q.head+n, len(q.items))
+	dst = append(dst, q.items[q.head:end]...)
+	clear(q.items[q.head:end])
+	q.head = end
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+		if cap(q.items) > 1024 {
+			q.items = nil // do not keep a burst's array for ever
+		}
+	}
+	return dst
+}
+
+func (q *writeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
 }
 
 // drainingWriter drops what is written after its request was cancelled by
@@ -128,178 +377,3 @@ func (d *drainingWriter) Flush() {
 }
 
 func (d *drainingWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
-
-// Accept implements transport.WebsocketImplementation with
-// github.com/coder/websocket, adding protocol-level ping/pong for every
-// subprotocol (the legacy graphql-ws has none of its own): a peer that does
-// not answer a ping within the timeout is closed, which ends its
-// subscriptions and frees their resources.
-func (l *liveConns) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	for key, values := range opts.ResponseHeader {
-		for _, v := range values {
-			w.Header().Add(key, v)
-		}
-	}
-	accept := l.accept
-	accept.Subprotocols = slices.Clone(opts.Subprotocols)
-	conn, err := coderws.Accept(w, r, &accept)
-	if err != nil {
-		return nil, err
-	}
-	c := &liveWebsocketConn{conn: conn, l: l}
-	l.mu.Lock()
-	if l.draining {
-		l.mu.Unlock()
-		_ = conn.Close(closeServiceRestart, "server restarting")
-		return nil, io.EOF
-	}
-	l.ws[c] = struct{}{}
-	l.mu.Unlock()
-	// A timer rather than a goroutine per connection: an idle subscriber
-	// costs no stack between pings.
-	c.pingTimer = time.AfterFunc(l.pingInterval, c.ping)
-	return c, nil
-}
-
-func (l *liveConns) forget(c *liveWebsocketConn) {
-	l.mu.Lock()
-	delete(l.ws, c)
-	l.mu.Unlock()
-}
-
-// liveWebsocketConn adapts a coder/websocket connection to gqlgen's
-// transport.
-type liveWebsocketConn struct {
-	conn      *coderws.Conn
-	l         *liveConns
-	pingTimer *time.Timer
-
-	mu            sync.Mutex
-	deadline      *time.Timer
-	closing       bool
-	closed        atomic.Bool
-	closeHandover chan struct{}
-}
-
-var (
-	_ transport.WebsocketConn          = (*liveWebsocketConn)(nil)
-	_ transport.WebsocketReadLimiter   = (*liveWebsocketConn)(nil)
-	_ transport.WebsocketReadDeadliner = (*liveWebsocketConn)(nil)
-)
-
-func (c *liveWebsocketConn) ping() {
-	if c.closed.Load() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.l.pongTimeout)
-	err := c.conn.Ping(ctx)
-	cancel()
-	if err != nil {
-		// No pong in time: the peer is gone. Closing makes gqlgen's read
-		// loop fail, which ends the connection's subscriptions.
-		c.l.m.keepAliveTimeouts.Inc()
-		_ = c.conn.CloseNow()
-		return
-	}
-	if !c.closed.Load() {
-		c.pingTimer.Reset(c.l.pingInterval)
-	}
-}
-
-// NextReader implements transport.WebsocketConn.
-func (c *liveWebsocketConn) NextReader() (int, io.Reader, error) {
-	typ, data, err := c.conn.Read(context.Background())
-	if err != nil {
-		switch coderws.CloseStatus(err) {
-		case coderws.StatusNormalClosure, coderws.StatusNoStatusRcvd, coderws.StatusGoingAway:
-			return int(typ), nil, transport.ErrWebsocketClosed
-		}
-		return int(typ), nil, err
-	}
-	return int(typ), bytes.NewReader(data), nil
-}
-
-// WriteJSON implements transport.WebsocketConn.
-func (c *liveWebsocketConn) WriteJSON(v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	// A write that cannot complete within the keep-alive timeout means a
-	// peer that stopped reading; coder/websocket closes the connection
-	// when the context expires.
-	ctx, cancel := context.WithTimeout(context.Background(), c.l.pingInterval+c.l.pongTimeout)
-	defer cancel()
-	return c.conn.Write(ctx, coderws.MessageText, data)
-}
-
-// WriteClose implements transport.WebsocketConn. coder/websocket's close
-// handshake waits up to 5 seconds for the peer, so it runs in the
-// background, as gqlgen's own adapter does.
-func (c *liveWebsocketConn) WriteClose(code int, reason string) error {
-	c.stopTimers()
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closing = true
-	done := make(chan struct{})
-	c.closeHandover = done
-	c.mu.Unlock()
-	go func() {
-		defer close(done)
-		_ = c.conn.Close(coderws.StatusCode(code), reason)
-	}()
-	return nil
-}
-
-// Close implements transport.WebsocketConn.
-func (c *liveWebsocketConn) Close() error {
-	c.stopTimers()
-	c.mu.Lock()
-	handshake := c.closeHandover != nil
-	c.mu.Unlock()
-	if handshake {
-		return nil
-	}
-	return c.conn.CloseNow()
-}
-
-func (c *liveWebsocketConn) stopTimers() {
-	if c.closed.Swap(true) {
-		return
-	}
-	c.l.forget(c)
-	c.pingTimer.Stop()
-	c.mu.Lock()
-	if c.deadline != nil {
-		c.deadline.Stop()
-	}
-	c.mu.Unlock()
-}
-
-// Subprotocol implements transport.WebsocketConn.
-func (c *liveWebsocketConn) Subprotocol() string { return c.conn.Subprotocol() }
-
-// SetReadLimit implements transport.WebsocketReadLimiter.
-func (c *liveWebsocketConn) SetReadLimit(limit int64) { c.conn.SetReadLimit(limit) }
-
-// SetReadDeadline implements transport.WebsocketReadDeadliner.
-func (c *liveWebsocketConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.deadline != nil {
-		c.deadline.Stop()
-		c.deadline = nil
-	}
-	if t.IsZero() {
-		return nil
-	}
-	d := time.Until(t)
-	if d <= 0 {
-		return c.conn.CloseNow()
-	}
-	c.deadline = time.AfterFunc(d, func() { _ = c.conn.CloseNow() })
-	return nil
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -28,6 +29,9 @@ type metrics struct {
 	liveConns *prometheus.GaugeVec
 	// keepAliveTimeouts counts WebSockets closed for not answering a ping.
 	keepAliveTimeouts prometheus.Counter
+	// sseEvents counts subscription events rendered for SSE streams (and
+	// any other transport that executes per subscriber).
+	sseEvents atomic.Int64
 }
 
 func newMetrics(pool *pgxpool.Pool, extra ...prometheus.Collector) *metrics {
@@ -109,27 +113,37 @@ func (e gqlExtension) InterceptResponse(ctx context.Context, next graphql.Respon
 	if resp != nil && len(resp.Errors) > 0 {
 		outcome = "error"
 	}
+	if op == "subscription" && resp != nil && outcome == "ok" && !isSharedStream(ctx) {
+		e.m.sseEvents.Add(1)
+	}
 	e.m.gqlOps.WithLabelValues(op, outcome).Inc()
 	return resp
 }
 
-// watchProgress exports the LISTEN hub's and the progress fan-out's
-// counters.
-func (m *metrics) watchProgress(hub *db.Hub, progress *db.ProgressHub) {
+// watchProgress exports the LISTEN hub's, the progress fan-out's and the
+// live transport's counters.
+func (m *metrics) watchProgress(hub *db.Hub, progress *db.ProgressHub, live *liveConns) {
 	counter := func(name, help string, f func() int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
 	gauge := func(name, help string, f func() int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
+	s := &live.stats
 	m.registry.MustRegister(
-		gauge("crmhub_subscriptions_active", "Open importProgress and importRunsUpdated subscriptions.",
-			func() int64 { return progress.Stats().Subscriptions }),
-		counter("crmhub_subscription_events_sent_total", "Run states sent to subscribers.",
-			func() int64 { return progress.Stats().Sent }),
+		gauge("crmhub_subscriptions_active", "Open subscriptions: operations on WebSockets plus SSE streams.",
+			func() int64 { return s.subscribers.Load() + s.sseStreams.Load() }),
+		counter("crmhub_subscription_events_sent_total",
+			"Run states sent to subscribers (each WebSocket subscriber counts; SSE counts each stream's events).",
+			func() int64 { return s.sent.Load() + m.sseEvents.Load() }),
 		counter("crmhub_subscription_events_coalesced_total",
-			"Pending run states replaced by a newer one before a slow subscriber took them (latest wins).",
-			func() int64 { return progress.Stats().Coalesced }),
+			"Pending run states replaced by a newer one before a slow subscriber (or a shared execution) took them (latest wins).",
+			func() int64 { return s.coalesced.Load() + progress.Stats().Coalesced }),
+		gauge("crmhub_subscription_streams", "Running subscription executions on WebSockets, each shared by its subscribers.",
+			s.streams.Load),
+		counter("crmhub_subscription_executions_total",
+			"Subscription executions started on WebSockets (subscribers who joined a running one start none).",
+			s.executions.Load),
 		counter("crmhub_subscription_events_stale_total",
 			"Run states dropped because the subscriber already had one as new (duplicates after a resync).",
 			func() int64 { return progress.Stats().Stale }),

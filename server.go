@@ -150,6 +150,7 @@ func (a *app) stopProgress(ctx context.Context) error {
 
 // close stops what newApp started and closes the pool.
 func (a *app) close() {
+	a.live.stop()
 	_ = a.stopProgress(context.Background())
 	a.pool.Close()
 }
@@ -234,8 +235,15 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 	// GraphQL.
 	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports, Progress: progress, Cache: cache}
 	m := newMetrics(pool, cache.Collectors()...)
-	m.watchProgress(hub, progress)
-	live := newLiveConns(cfg, m)
+	// Subscribers join a running execution only while the hub listens: a
+	// stream's last payload is current only if no notification was lost.
+	live := newLiveConns(cfg, m, func() bool { return hub.State().Connected })
+	defer func() {
+		if err != nil {
+			live.stop()
+		}
+	}()
+	m.watchProgress(hub, progress, live)
 	gql := newGraphQLHandler(cfg, res, m, live, opts.introspection)
 
 	// HTTP.
