@@ -28,6 +28,7 @@ bench:
 	$(GO) run ./bench/imports
 	$(GO) run ./bench/subscriptions
 	$(GO) run ./bench/readpath
+	$(GO) test -run '^$$' -bench BenchmarkReadPathHandler .
 
 ## generate: regenerate gqlgen code after a schema change.
 generate:

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -27,7 +28,7 @@ import (
 // seedClients inserts n clients of one integration in one statement:
 // names, dates (one in seven without), stages and timestamps with many ties,
 // so every order needs its id tie-break. External ids start at from.
-func seedClients(t *testing.T, pool *pgxpool.Pool, orgID, integrationID int64, from, n int) {
+func seedClients(t testing.TB, pool *pgxpool.Pool, orgID, integrationID int64, from, n int) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), `
 		INSERT INTO clients (org_id, integration_id, external_id, first_name, last_name, partner_first_name,
@@ -48,7 +49,7 @@ func seedClients(t *testing.T, pool *pgxpool.Pool, orgID, integrationID int64, f
 }
 
 // insertIntegration adds an integration straight to the database.
-func insertIntegration(t *testing.T, pool *pgxpool.Pool, orgID int64, name string) int64 {
+func insertIntegration(t testing.TB, pool *pgxpool.Pool, orgID int64, name string) int64 {
 	t.Helper()
 	var id int64
 	require.NoError(t, pool.QueryRow(context.Background(),
@@ -830,5 +831,42 @@ func TestResponseCacheByteCap(t *testing.T) {
 		} else {
 			require.Equal(t, h, hits(), tc.query)
 		}
+	}
+}
+
+// BenchmarkReadPathHandler measures one request through the real handler,
+// in process (no network, no load generator): { __typename }, and a page of
+// 50 clients from the response cache and with every cache off.
+//
+//	go test -run '^$' -bench BenchmarkReadPathHandler .
+func BenchmarkReadPathHandler(b *testing.B) {
+	const page = `{ organization { clients(first: 50) { edges { cursor node { id displayName email eventDate venue stage } } pageInfo { endCursor hasNextPage } } } }`
+	for _, tc := range []struct {
+		name     string
+		cacheOff bool
+		query    string
+	}{
+		{"typename", false, `{ __typename }`},
+		{"page-cached", false, page},
+		{"page-uncached", true, page},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			bun, a := setupAppConfig(b, false, func(c *Config, _ *serveOptions) { c.CacheOff = tc.cacheOff })
+			seedClients(b, bun.pool, bun.orgA.ID, insertIntegration(b, bun.pool, bun.orgA.ID, "Seed"), 1, 100)
+			require.Eventually(b, a.versions.Listening, 5*time.Second, 5*time.Millisecond)
+			body, err := json.Marshal(map[string]any{"query": tc.query})
+			require.NoError(b, err)
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+bun.ownerA)
+				w := httptest.NewRecorder()
+				a.handler.ServeHTTP(w, req)
+				if w.Code != http.StatusOK || bytes.Contains(w.Body.Bytes(), []byte(`"errors"`)) {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }
