@@ -32,7 +32,7 @@ type CacheConfig struct {
 	// data version are never read again; the TTL only frees their memory.
 	// Defaults to 5 minutes.
 	TTL time.Duration
-	// MaxItems caps the page and client entries; past it nothing new is
+	// MaxItems caps the page, client and answer entries; past it nothing new is
 	// stored until entries expire. Defaults to 20,000.
 	MaxItems int
 	// MaxAnswerBytes caps the bytes of whole answers kept; past it
@@ -90,7 +90,7 @@ func NewCache(cfg CacheConfig, versions VersionSource) *Cache {
 		principals: gocache.New(cfg.PrincipalTTL, 30*time.Second),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "crmhub_cache_lookups_total",
-			Help: "Read cache lookups by cache (page, client, principal) and result (hit, miss, bypass).",
+			Help: "Read cache lookups by cache (page, client, response, principal) and result (hit, miss, bypass).",
 		}, []string{"cache", "result"}),
 	}
 	c.rows.OnEvicted(func(_ string, v any) {
