@@ -208,15 +208,18 @@ func (l *liveConns) shutdown() {
 		return
 	}
 	l.draining = true
-	l.startDrain()
 	conns := make([]*wsConn, 0, len(l.ws))
 	for c := range l.ws {
 		conns = append(conns, c)
 	}
 	l.mu.Unlock()
+	// Close frames first, then end the executions: a stream that ended
+	// first would send "complete", and a client told its subscription is
+	// complete does not resubscribe after it reconnects.
 	for _, c := range conns {
 		c.closeWith(closeServiceRestart, "server restarting")
 	}
+	l.startDrain()
 }
 
 // ticker is the transport's one timer: it retries writes set aside and,

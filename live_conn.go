@@ -510,7 +510,9 @@ func (op *wsOp) finish(msgs ...[]byte) {
 		delete(c.ops, op.id)
 	}
 	cancel, stream := op.cancel, op.stream
-	if len(msgs) > 0 && !c.dead {
+	// A closing connection says nothing more: after a drain's 1012 the
+	// client must resubscribe elsewhere, which a "complete" would stop.
+	if len(msgs) > 0 && !c.dead && !c.closeAfter {
 		op.terminal = msgs
 		op.markDirtyLocked()
 	}
