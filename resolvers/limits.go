@@ -504,8 +504,8 @@ func mulCap(a, b int64) int64 {
 func DefaultPageSize(ctx context.Context) int {
 	// Pricing a query reads the hints but does not mark the response as
 	// varying with them; the connection that uses them does.
-	if h, ok := ctx.Value(hintKey{}).(*hints); ok && h.present {
-		return sizeFor(h.network)
+	if n, ok := hintedNetwork(ctx); ok {
+		return sizeFor(n)
 	}
 	return PageSizeMedium
 }

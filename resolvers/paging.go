@@ -245,6 +245,16 @@ func pageInfo[T any](res db.PageResult, rows []T, id func(T) int64) *model.PageI
 	return info
 }
 
+// hintedNetwork is the network the request's client hints give, without
+// marking the answer as depending on them; ok is false without hints.
+func hintedNetwork(ctx context.Context) (model.NetworkQuality, bool) {
+	h, ok := ctx.Value(hintKey{}).(*hints)
+	if !ok || !h.present {
+		return "", false
+	}
+	return h.network, true
+}
+
 // hintsUsed reports whether this request's answer depends on its client
 // hints.
 func hintsUsed(ctx context.Context) bool {

@@ -57,62 +57,43 @@ var versionedFields = func() map[string]bool {
 }()
 
 // versioned reports whether every field under set is covered by the data
-// version. Fragments are followed; @skip and @include are ignored, which
-// only errs on the side of not caching.
-func versioned(set ast.SelectionSet, depth int) bool {
+// version (ok), and whether any field besides __typename is there at all
+// (reads): an answer made of __typename alone costs less to compute than to
+// keep. Fragments are followed; @skip and @include are ignored, which only
+// errs on the side of not caching.
+func versioned(set ast.SelectionSet, depth int) (ok, reads bool) {
 	if depth > 64 {
-		return false
+		return false, false
 	}
 	for _, sel := range set {
+		var sub ast.SelectionSet
 		switch s := sel.(type) {
 		case *ast.Field:
 			if s.Name == "__typename" {
 				continue
 			}
 			if s.ObjectDefinition == nil || !versionedFields[s.ObjectDefinition.Name+"."+s.Name] {
-				return false
+				return false, false
 			}
-			if !versioned(s.SelectionSet, depth+1) {
-				return false
-			}
+			reads = true
+			sub = s.SelectionSet
 		case *ast.InlineFragment:
-			if !versioned(s.SelectionSet, depth+1) {
-				return false
-			}
+			sub = s.SelectionSet
 		case *ast.FragmentSpread:
-			if s.Definition == nil || !versioned(s.Definition.SelectionSet, depth+1) {
-				return false
+			if s.Definition == nil {
+				return false, false
 			}
+			sub = s.Definition.SelectionSet
 		default:
-			return false
+			return false, false
 		}
-	}
-	return true
-}
-
-// readsData reports whether a root selection set reads anything at all: an
-// answer made of __typename alone costs less to compute than to keep.
-func readsData(set ast.SelectionSet, depth int) bool {
-	if depth > 64 {
-		return false
-	}
-	for _, sel := range set {
-		switch s := sel.(type) {
-		case *ast.Field:
-			if s.Name != "__typename" {
-				return true
-			}
-		case *ast.InlineFragment:
-			if readsData(s.SelectionSet, depth+1) {
-				return true
-			}
-		case *ast.FragmentSpread:
-			if s.Definition != nil && readsData(s.Definition.SelectionSet, depth+1) {
-				return true
-			}
+		subOK, subReads := versioned(sub, depth+1)
+		if !subOK {
+			return false, false
 		}
+		reads = reads || subReads
 	}
-	return false
+	return true, reads
 }
 
 // cachedAnswer is a kept HTTP answer.
@@ -216,8 +197,8 @@ func answerKey(ctx context.Context, req *http.Request, p *auth.Principal, v int6
 	h.Write([]byte{0})
 	h.Write(request)
 	network := "-"
-	if hs, ok := ctx.Value(hintKey{}).(*hints); ok && hs.present {
-		network = string(hs.network)
+	if n, ok := hintedNetwork(ctx); ok {
+		network = string(n)
 	}
 	return "r|" + strconv.FormatInt(p.OrgID, 10) + "|" + strconv.FormatInt(v, 10) + "|" + string(p.Role) + "|" +
 		network + "|" + string(h.Sum(nil))
@@ -262,9 +243,10 @@ func MarkCacheable(ctx context.Context, next graphql.OperationHandler) graphql.R
 	slot, _ := ctx.Value(answerSlotKey{}).(*answerSlot)
 	oc := graphql.GetOperationContext(ctx)
 	p := auth.PrincipalFrom(ctx)
-	if slot == nil || p == nil || p.Role == auth.RoleSupport ||
-		oc.Operation == nil || oc.Operation.Operation != ast.Query ||
-		!readsData(oc.Operation.SelectionSet, 0) || !versioned(oc.Operation.SelectionSet, 0) {
+	if slot == nil || p == nil || p.Role == auth.RoleSupport || oc.Operation == nil || oc.Operation.Operation != ast.Query {
+		return next(ctx)
+	}
+	if ok, reads := versioned(oc.Operation.SelectionSet, 0); !ok || !reads {
 		return next(ctx)
 	}
 	slot.candidate = true
