@@ -9,10 +9,12 @@
 //
 //	go run ./bench/readpath                  # 1,000,000 clients, 5 s per case
 //	go run ./bench/readpath -n 100000 -d 2s  # quick run
+//	go run ./bench/readpath -reuse -gogc 400 # the server with GOGC=400
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -76,6 +78,7 @@ func run(ctx context.Context, args []string) error {
 	dur := fs.Duration("d", 5*time.Second, "measuring time per case (after 1 s of warm-up)")
 	reuse := fs.Bool("reuse", false, "reuse the bench database when it already holds n clients")
 	rate := fs.Float64("rate", 200, "requests per second of the paced (open-loop) uncached first-page case")
+	gogc := fs.String("gogc", "", "GOGC of the crmhub server only (empty: Go's default); the load generator keeps its own")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,7 +121,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	var results []result
 	for _, cache := range []bool{true, false} {
-		addr, stop, err := startServer(ctx, bin, dbURL, cache)
+		addr, stop, err := startServer(ctx, bin, dbURL, cache, *gogc)
 		if err != nil {
 			return err
 		}
@@ -181,7 +184,8 @@ func run(ctx context.Context, args []string) error {
 		ms(find("clients(first: 50) first page", false).p99), *conc, ms(find("{ __typename }", false).p99))
 	fmt.Printf("uncached first page p99 = %s paced at %.0f req/s (open loop, %d connections)\n",
 		ms(find(fmt.Sprintf("clients(first: 50) first page, paced at %.0f req/s", *rate), false).p99), *rate, *conc)
-	fmt.Printf("(%d clients, %d connections, %s per case, GOMAXPROCS of this machine: %d CPUs)\n", *n, *conc, *dur, runtime.NumCPU())
+	fmt.Printf("(%d clients, %d connections, %s per case, server GOGC %s, GOMAXPROCS of this machine: %d CPUs)\n",
+		*n, *conc, *dur, cmp.Or(*gogc, "default"), runtime.NumCPU())
 	return nil
 }
 
@@ -303,7 +307,7 @@ func prepareOrg(ctx context.Context, pool *pgxpool.Pool, n int) (string, string,
 
 // startServer runs `crmhub serve` on a free loopback port and waits until
 // it answers.
-func startServer(ctx context.Context, bin, dbURL string, cache bool) (string, func(), error) {
+func startServer(ctx context.Context, bin, dbURL string, cache bool, gogc string) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("error finding a port: %w", err)
@@ -317,6 +321,9 @@ func startServer(ctx context.Context, bin, dbURL string, cache bool) (string, fu
 		// A load generator is one client: the per-token limit would measure
 		// itself.
 		"CRMHUB_RATE_LIMIT_PER_MINUTE=0")
+	if gogc != "" {
+		cmd.Env = append(cmd.Env, "GOGC="+gogc)
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("error starting crmhub: %w", err)
@@ -379,17 +386,7 @@ func measure(ctx context.Context, target, token string, c benchCase, conc int, d
 		}()
 	}
 	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	r := result{benchCase: c, requests: len(all), errors: errs.Load(), rps: float64(len(all)) / d.Seconds()}
-	if len(all) > 0 {
-		r.p50 = all[len(all)*50/100]
-		r.p99 = all[len(all)*99/100]
-	}
-	return r, nil
+	return summarize(c, lat, errs.Load(), d), nil
 }
 
 // measurePaced sends c at a fixed rate over conc connections (open loop:
@@ -431,22 +428,24 @@ func measurePaced(ctx context.Context, target, token string, c benchCase, conc i
 	}
 	close(due)
 	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	r := result{benchCase: c, requests: len(all), errors: errs.Load(), rps: float64(len(all)) / d.Seconds()}
-	if len(all) > 0 {
-		r.p50 = all[len(all)*50/100]
-		r.p99 = all[len(all)*99/100]
-	}
-	return r, nil
+	return summarize(c, lat, errs.Load(), d), nil
 }
 
 // do sends one request and checks its answer, reading it into buf: the
 // load generator shares the cores with the server, so each worker reuses
 // one buffer instead of growing a new one per answer.
+// summarize merges the workers' latencies into the case's result.
+func summarize(c benchCase, lat [][]time.Duration, errs int64, d time.Duration) result {
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	r := result{benchCase: c, requests: len(all), errors: errs, rps: float64(len(all)) / d.Seconds()}
+	if len(all) > 0 {
+		r.p50 = all[len(all)*50/100]
+		r.p99 = all[len(all)*99/100]
+	}
+	return r
+}
+
 func do(ctx context.Context, client *http.Client, target, token string, body []byte, buf *bytes.Buffer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
