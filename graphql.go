@@ -32,7 +32,7 @@ const (
 // newGraphQLHandler builds the GraphQL server with explicit transports.
 // SSE comes before POST so that a POST asking for text/event-stream is a
 // subscription.
-func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liveConns, introspection bool) http.Handler {
+func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liveConns, introspection bool, pages *resolvers.RenderClientPages) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: r}))
 
 	// WebSockets: crmhub's own transport (live_conn.go), which shares one
@@ -67,6 +67,10 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liv
 	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache()})
 	// Query limits, the introspection policy (which wraps the error
 	// presenter) and the support audit: see hardening.go.
+	// Before the audit, so it is the outer field middleware (gqlgen makes
+	// the first one outermost): the audit sees the resolver's page, and this
+	// renders what the audit returns.
+	srv.Use(pages)
 	hardenGraphQL(srv, cfg, r, introspection)
 	srv.Use(gqlExtension{m: m})
 	srv.AroundOperations(resolvers.RequireAuth)

@@ -440,12 +440,19 @@ func TestQueryCount(t *testing.T) {
 // metricValue reads one sample of crmhub_cache_lookups_total.
 func metricValue(t *testing.T, b *testBundle, cache, result string) int {
 	t.Helper()
+	return metricSample(t, b, fmt.Sprintf(`crmhub_cache_lookups_total{cache=%q,result=%q}`, cache, result))
+}
+
+// metricSample reads the sample of /metrics named name{labels} (0 when it
+// is not there).
+func metricSample(t *testing.T, b *testBundle, sample string) int {
+	t.Helper()
 	resp, err := http.Get(b.url + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	want := fmt.Sprintf(`crmhub_cache_lookups_total{cache=%q,result=%q} `, cache, result)
+	want := sample + " "
 	for _, line := range strings.Split(string(raw), "\n") {
 		if v, ok := strings.CutPrefix(line, want); ok {
 			var n int

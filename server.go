@@ -123,6 +123,9 @@ type serveOptions struct {
 	connectorFunc jobs.ConnectorFunc
 	// queryTracer sees every query of the pool (tests count them).
 	queryTracer pgx.QueryTracer
+	// gqlgenOnly renders client pages with gqlgen, not
+	// resolvers.RenderClientPages (tests compare the two).
+	gqlgenOnly bool
 }
 
 // app is the wired program: everything serve runs, without the listener, so
@@ -234,7 +237,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 
 	// GraphQL.
 	res := &resolvers.Resolver{Log: log, Pool: pool, Queries: queries, Sealer: sealer, Imports: imports, Progress: progress, Cache: cache}
-	m := newMetrics(pool, cache.Collectors()...)
+	pages := resolvers.NewRenderClientPages(opts.gqlgenOnly)
+	m := newMetrics(pool, append(cache.Collectors(), pages.Collectors()...)...)
 	// Subscribers join a running execution only while the hub listens: a
 	// stream's last payload is current only if no notification was lost.
 	live := newLiveConns(cfg, m, func() bool { return hub.State().Connected })
@@ -244,7 +248,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, opts serveOption
 		}
 	}()
 	m.watchProgress(hub, progress, live)
-	gql := newGraphQLHandler(cfg, res, m, live, opts.introspection)
+	gql := newGraphQLHandler(cfg, res, m, live, opts.introspection, pages)
 
 	// HTTP.
 	mux := http.NewServeMux()

@@ -28,12 +28,15 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -79,6 +82,9 @@ func run(ctx context.Context, args []string) error {
 	reuse := fs.Bool("reuse", false, "reuse the bench database when it already holds n clients")
 	rate := fs.Float64("rate", 200, "requests per second of the paced (open-loop) uncached first-page case")
 	gogc := fs.String("gogc", "", "GOGC of the crmhub server only (empty: Go's default); the load generator keeps its own")
+	only := fs.String("only", "", "run only the cases whose name contains this")
+	cacheModes := fs.String("cache", "both", "on, off or both: the server's read cache in the cases run")
+	serve := fs.Bool("serve", false, "start one server (the first -cache mode), print its address, a token and the deep cursor, and keep it up until interrupted: for wrk or a profiler")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,8 +125,24 @@ func run(ctx context.Context, args []string) error {
 		b, _ := json.Marshal(map[string]any{"query": q, "variables": vars})
 		return b
 	}
+	modes := map[string][]bool{"both": {true, false}, "on": {true}, "off": {false}}[*cacheModes]
+	if modes == nil {
+		return fmt.Errorf("-cache %q: want on, off or both", *cacheModes)
+	}
+	if *serve {
+		addr, stop, err := startServer(ctx, bin, dbURL, modes[0], *gogc)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Printf("http://%s/graphql\nAuthorization: Bearer %s\ndeep cursor: %s\n", addr, token, deepCursor)
+		sig, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer cancel()
+		<-sig.Done()
+		return nil
+	}
 	var results []result
-	for _, cache := range []bool{true, false} {
+	for _, cache := range modes {
 		addr, stop, err := startServer(ctx, bin, dbURL, cache, *gogc)
 		if err != nil {
 			return err
@@ -133,6 +155,9 @@ func run(ctx context.Context, args []string) error {
 			{name: `search "guest77777" (11 match)`, body: body(searchQuery, map[string]any{"q": "guest77777"})},
 		}
 		for _, c := range cases {
+			if !strings.Contains(c.name, *only) {
+				continue
+			}
 			c.cache = cache
 			fmt.Fprintf(os.Stderr, "measuring %s (cache %v)…\n", c.name, cache)
 			r, err := measure(ctx, "http://"+addr+"/graphql", token, c, *conc, *dur)
@@ -142,8 +167,7 @@ func run(ctx context.Context, args []string) error {
 			}
 			results = append(results, r)
 		}
-		if !cache {
-			c := cases[1]
+		if c := cases[1]; !cache && strings.Contains(c.name, *only) {
 			fmt.Fprintf(os.Stderr, "measuring %s at %.0f req/s, open loop (cache off)…\n", c.name, *rate)
 			r, err := measurePaced(ctx, "http://"+addr+"/graphql", token, c, *conc, *rate, *dur)
 			if err != nil {
@@ -173,6 +197,9 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 		return result{}
+	}
+	if *only != "" || len(modes) != 2 {
+		return nil // the ratios below need every case
 	}
 	typename := find("{ __typename }", true)
 	for _, cache := range []bool{true, false} {
@@ -431,9 +458,6 @@ func measurePaced(ctx context.Context, target, token string, c benchCase, conc i
 	return summarize(c, lat, errs.Load(), d), nil
 }
 
-// do sends one request and checks its answer, reading it into buf: the
-// load generator shares the cores with the server, so each worker reuses
-// one buffer instead of growing a new one per answer.
 // summarize merges the workers' latencies into the case's result.
 func summarize(c benchCase, lat [][]time.Duration, errs int64, d time.Duration) result {
 	all := slices.Concat(lat...)
@@ -446,6 +470,9 @@ func summarize(c benchCase, lat [][]time.Duration, errs int64, d time.Duration) 
 	return r
 }
 
+// do sends one request and checks its answer, reading it into buf: the
+// load generator shares the cores with the server, so each worker reuses
+// one buffer instead of growing a new one per answer.
 func do(ctx context.Context, client *http.Client, target, token string, body []byte, buf *bytes.Buffer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
