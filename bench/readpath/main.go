@@ -142,6 +142,14 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	}
 	var results []result
+	if strings.Contains("first page's SQL alone", *only) {
+		fmt.Fprintln(os.Stderr, "measuring the first page's SQL alone…")
+		r, err := measureSQL(ctx, dbURL, *conc, *dur)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
 	for _, cache := range modes {
 		addr, stop, err := startServer(ctx, bin, dbURL, cache, *gogc)
 		if err != nil {
@@ -209,6 +217,8 @@ func run(ctx context.Context, args []string) error {
 	fmt.Printf("cached first page req/s / { __typename } req/s = %.2f (target ≥ 0.7)\n", find("clients(first: 50) first page", true).rps/typename.rps)
 	fmt.Printf("uncached first page p99 = %s (target ≤ 20 ms) with %d connections in a closed loop; { __typename } p99 there: %s\n",
 		ms(find("clients(first: 50) first page", false).p99), *conc, ms(find("{ __typename }", false).p99))
+	sql := find("first page's SQL alone (pgx, 40 connections)", false)
+	fmt.Printf("the first page's SQL alone (no HTTP, no GraphQL) from %d goroutines: %.0f req/s, p99 %s\n", *conc, sql.rps, ms(sql.p99))
 	fmt.Printf("uncached first page p99 = %s paced at %.0f req/s (open loop, %d connections)\n",
 		ms(find(fmt.Sprintf("clients(first: 50) first page, paced at %.0f req/s", *rate), false).p99), *rate, *conc)
 	fmt.Printf("(%d clients, %d connections, %s per case, server GOGC %s, GOMAXPROCS of this machine: %d CPUs)\n",
@@ -387,6 +397,12 @@ func measure(ctx context.Context, target, token string, c benchCase, conc int, d
 	if err := do(ctx, client, target, token, c.body, &bytes.Buffer{}); err != nil {
 		return result{}, fmt.Errorf("%s: %w", c.name, err)
 	}
+	return closedLoop(c, conc, d, func(buf *bytes.Buffer) error { return do(ctx, client, target, token, c.body, buf) }), nil
+}
+
+// closedLoop runs one from conc workers, each sending its next request when
+// the last is answered, for a second of warm-up plus d.
+func closedLoop(c benchCase, conc int, d time.Duration, one func(buf *bytes.Buffer) error) result {
 	warmEnd := time.Now().Add(time.Second)
 	end := warmEnd.Add(d)
 	var errs atomic.Int64
@@ -402,7 +418,7 @@ func measure(ctx context.Context, target, token string, c benchCase, conc int, d
 				if start.After(end) {
 					return
 				}
-				err := do(ctx, client, target, token, c.body, &buf)
+				err := one(&buf)
 				if start.After(warmEnd) {
 					if err != nil {
 						errs.Add(1)
@@ -413,7 +429,42 @@ func measure(ctx context.Context, target, token string, c benchCase, conc int, d
 		}()
 	}
 	wg.Wait()
-	return summarize(c, lat, errs.Load(), d), nil
+	return summarize(c, lat, errs.Load(), d)
+}
+
+// measureSQL runs the first page's SQL (db.Queries.ClientList, what an
+// uncached first page asks PostgreSQL) from conc goroutines over a pool the
+// size of crmhub's default (CRMHUB_DB_MAX_CONNS=40), with no HTTP and no
+// GraphQL: the floor under the uncached page on this machine.
+func measureSQL(ctx context.Context, dbURL string, conc int, d time.Duration) (result, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return result{}, err
+	}
+	cfg.MaxConns = 40
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return result{}, err
+	}
+	defer pool.Close()
+	q := db.New(pool)
+	org, err := q.OrganizationGetBySlug(ctx, "bench")
+	if err != nil {
+		return result{}, err
+	}
+	// The order and size of clients(first: 50) without orderBy.
+	p := &db.ClientListParams{OrgID: org.ID, Order: db.ClientOrderID, Limit: 50}
+	one := func(*bytes.Buffer) error {
+		rows, _, err := q.ClientList(ctx, p)
+		if err == nil && len(rows) != 50 {
+			err = fmt.Errorf("%d rows", len(rows))
+		}
+		return err
+	}
+	if err := one(nil); err != nil {
+		return result{}, fmt.Errorf("the first page's SQL: %w", err)
+	}
+	return closedLoop(benchCase{name: "first page's SQL alone (pgx, 40 connections)"}, conc, d, one), nil
 }
 
 // measurePaced sends c at a fixed rate over conc connections (open loop:
