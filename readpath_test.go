@@ -843,22 +843,29 @@ func TestResponseCacheByteCap(t *testing.T) {
 
 // BenchmarkReadPathHandler measures one request through the real handler,
 // in process (no network, no load generator): { __typename }, and a page of
-// 50 clients from the response cache and with every cache off.
+// 50 clients from the response cache and with every cache off, rendered in
+// one pass and by gqlgen.
 //
 //	go test -run '^$' -bench BenchmarkReadPathHandler .
 func BenchmarkReadPathHandler(b *testing.B) {
 	const page = `{ organization { clients(first: 50) { edges { cursor node { id displayName email eventDate venue stage } } pageInfo { endCursor hasNextPage } } } }`
 	for _, tc := range []struct {
-		name     string
-		cacheOff bool
-		query    string
+		name       string
+		cacheOff   bool
+		gqlgenOnly bool
+		query      string
 	}{
-		{"typename", false, `{ __typename }`},
-		{"page-cached", false, page},
-		{"page-uncached", true, page},
+		{"typename", false, false, `{ __typename }`},
+		{"page-cached", false, false, page},
+		{"page-uncached", true, false, page},
+		// The page rendered by gqlgen instead of resolvers.RenderClientPages.
+		{"page-uncached-gqlgen", true, true, page},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			bun, a := setupAppConfig(b, false, func(c *Config, _ *serveOptions) { c.CacheOff = tc.cacheOff })
+			bun, a := setupAppConfig(b, false, func(c *Config, o *serveOptions) {
+				c.CacheOff = tc.cacheOff
+				o.gqlgenOnly = tc.gqlgenOnly
+			})
 			seedClients(b, bun.pool, bun.orgA.ID, insertIntegration(b, bun.pool, bun.orgA.ID, "Seed"), 1, 100)
 			require.Eventually(b, a.versions.Listening, 5*time.Second, 5*time.Millisecond)
 			body, err := json.Marshal(map[string]any{"query": tc.query})
