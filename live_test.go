@@ -155,6 +155,9 @@ func TestSharedStream(t *testing.T) {
 	runID := b.start(t, b.ownerA, b.integration(t, "TAVE", "demo-800+slow"), "FULL")["id"].(string)
 	stats := &b.app.live.stats
 	before := stats.executions.Load()
+	// Subscribers share only while the LISTEN hub is up; on a loaded
+	// machine it may still be connecting.
+	require.Eventually(t, b.app.live.shareable, 10*time.Second, 5*time.Millisecond)
 
 	first, err := dialWS(ctx, b.url, protoTransportWS, nil, authInit(b.ownerA))
 	require.NoError(t, err)
