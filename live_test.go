@@ -386,6 +386,8 @@ func TestIdleConnectionGoroutines(t *testing.T) {
 		"createIntegration", "integration", "id").(string)
 	runID := dig(b.mustGQL(t, b.ownerA, `mutation($id: ID!) { startImport(input: {integrationId: $id}) { run { id } } }`,
 		map[string]any{"id": integ}), "startImport", "run", "id").(string)
+	// One shared execution needs the LISTEN hub up (see TestSharedStream).
+	require.Eventually(t, a.live.shareable, 10*time.Second, 5*time.Millisecond)
 	http.DefaultClient.CloseIdleConnections()
 	time.Sleep(200 * time.Millisecond)
 	baseline := runtime.NumGoroutine()
