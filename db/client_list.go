@@ -157,8 +157,12 @@ func (q *Queries) ClientList(ctx context.Context, p *ClientListParams) ([]*Clien
 	if expr != "" {
 		order = " ORDER BY " + expr + dir + ", id" + dir
 	}
-	args = append(args, p.Limit+1)
-	sql := "SELECT " + clientListColumns + " FROM clients WHERE " + where + order + " LIMIT $" + strconv.Itoa(len(args))
+	limit := strconv.Itoa(p.Limit + 1)
+	if p.Filter.narrows() {
+		args = append(args, p.Limit+1)
+		limit = "$" + strconv.Itoa(len(args))
+	}
+	sql := "SELECT " + clientListColumns + " FROM clients WHERE " + where + order + " LIMIT " + limit
 	rows, err := q.exec.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, PageResult{}, fmt.Errorf("error listing clients of organization %d: %w", p.OrgID, err)
@@ -184,6 +188,22 @@ func (q *Queries) ClientCount(ctx context.Context, orgID int64, f *ClientFilter)
 		return 0, fmt.Errorf("error counting clients of organization %d: %w", orgID, err)
 	}
 	return n, nil
+}
+
+// narrows reports whether f filters by more than organization and deletion.
+//
+// An unfiltered page (the list a vendor browses) writes its LIMIT into the
+// SQL, a number crmhub clamped, not caller text. With the limit hidden in
+// a parameter PostgreSQL never trusted a generic plan for it and planned
+// every page anew, and planning cost twice the execution (0.18 ms against
+// 0.08 ms for the first page of 1,000,000 clients); with the limit in the
+// text it plans the statement once per connection (a generic plan, after
+// five custom ones). A filtered page keeps its LIMIT a parameter, as
+// before: how selective a search or a stage is can decide its plan (a
+// common word walks the id index, a rare one the trigram index), so it is
+// better planned for its values.
+func (f *ClientFilter) narrows() bool {
+	return f.Search != "" || len(f.Stages) > 0 || f.EventDateFrom != nil || f.EventDateTo != nil || len(f.IntegrationIDs) > 0
 }
 
 // clientFilterSQL is the WHERE condition of f, with its arguments.
