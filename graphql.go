@@ -65,12 +65,13 @@ func newGraphQLHandler(cfg *Config, r *resolvers.Resolver, m *metrics, live *liv
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](queryCacheSize))
 	srv.SetErrorPresenter(resolvers.ErrorPresenter(r.Log))
 	srv.Use(extension.AutomaticPersistedQuery{Cache: newAPQCache()})
+	// The one-pass renderer of client pages comes before the audit, so it
+	// is the outer field middleware (gqlgen makes the first one outermost):
+	// the audit sees the resolver's page, and this renders what the audit
+	// returns.
+	srv.Use(pages)
 	// Query limits, the introspection policy (which wraps the error
 	// presenter) and the support audit: see hardening.go.
-	// Before the audit, so it is the outer field middleware (gqlgen makes
-	// the first one outermost): the audit sees the resolver's page, and this
-	// renders what the audit returns.
-	srv.Use(pages)
 	hardenGraphQL(srv, cfg, r, introspection)
 	srv.Use(gqlExtension{m: m})
 	srv.AroundOperations(resolvers.RequireAuth)
