@@ -99,6 +99,8 @@ func TestRenderClientPagesSameBytes(t *testing.T) {
 			query: `{ organization { clients(first: 5, filter: {search: "nobody-by-this-name"}) { edges { cursor node { id } } nodes { id } ` + connFields + ` } } }`},
 		tcase{name: "two edges selections",
 			query: `{ organization { clients(first: 3) { a: edges { cursor } b: edges { node { id } } } } }`},
+		tcase{name: "two node selections",
+			query: `{ organization { clients(first: 3) { edges { a: node { id } b: node { email } } } } }`},
 		tcase{name: "rejected filter",
 			query: `{ organization { clients(first: 3, filter: {search: "ab"}) { edges { cursor } } } }`},
 	)
