@@ -19,8 +19,10 @@ import (
 // rawResponse is a decoded GraphQL response with its HTTP status and
 // headers.
 type rawResponse struct {
-	Status     int
-	Header     http.Header
+	Status int
+	Header http.Header
+	// Raw is the body as it came.
+	Raw        []byte           `json:"-"`
 	Data       map[string]any   `json:"data"`
 	Errors     []map[string]any `json:"errors"`
 	Extensions map[string]any   `json:"extensions"`
@@ -61,7 +63,7 @@ func (b *testBundle) send(t *testing.T, token, contentType string, headers map[s
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	out := &rawResponse{Status: resp.StatusCode, Header: resp.Header}
+	out := &rawResponse{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	require.NoError(t, json.Unmarshal(raw, out), "response is not JSON: %s", raw)
 	return out
 }

@@ -660,27 +660,14 @@ func TestResponseCache(t *testing.T) {
 	seedClients(t, b.pool, b.orgA.ID, integID, 1, 60)
 	require.Eventually(t, a.versions.Listening, 5*time.Second, 5*time.Millisecond)
 
-	send := func(token, query string, vars map[string]any, headers map[string]string) (*rawResponse, []byte) {
+	send := func(token, query string, vars map[string]any, headers map[string]string) *rawResponse {
 		t.Helper()
 		body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 		require.NoError(t, err)
-		req, err := http.NewRequest(http.MethodPost, b.url+"/graphql", bytes.NewReader(body))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		for k, v := range headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		out := &rawResponse{Status: resp.StatusCode, Header: resp.Header}
-		require.NoError(t, json.Unmarshal(raw, out), "response is not JSON: %s", raw)
+		out := b.send(t, token, "application/json", headers, body)
 		require.Empty(t, out.Errors)
-		require.Equal(t, strconv.Itoa(len(raw)), resp.Header.Get("Content-Length"))
-		return out, raw
+		require.Equal(t, strconv.Itoa(len(out.Raw)), out.Header.Get("Content-Length"))
+		return out
 	}
 	hits := func() int { return metricValue(t, b, "response", "hit") }
 	misses := func() int { return metricValue(t, b, "response", "miss") }
@@ -691,16 +678,16 @@ func TestResponseCache(t *testing.T) {
 
 	t.Run("RepeatedReadIsAHit", func(t *testing.T) {
 		h0, m0 := hits(), misses()
-		first, firstRaw := send(b.ownerA, page, nil, nil)
+		first := send(b.ownerA, page, nil, nil)
 		require.Equal(t, m0+1, misses())
-		second, secondRaw := send(b.ownerA, page, nil, nil)
+		second := send(b.ownerA, page, nil, nil)
 		require.Equal(t, h0+1, hits(), "the second read is answered from the response cache")
-		require.Equal(t, string(firstRaw), string(secondRaw), "the same answer, byte for byte")
+		require.Equal(t, string(first.Raw), string(second.Raw), "the same answer, byte for byte")
 		require.NotNil(t, second.Extensions["cost"], "extensions.cost is kept")
 		require.EqualValues(t, 50, dig(first.Data, "organization", "clients", "pageSize"))
 		// Other variables are another answer.
 		after := dig(first.Data, "organization", "clients", "pageInfo", "endCursor")
-		next, _ := send(b.ownerA, page, map[string]any{"after": after}, nil)
+		next := send(b.ownerA, page, map[string]any{"after": after}, nil)
 		require.Len(t, dig(next.Data, "organization", "clients", "edges"), 10)
 		// Another role of the same organization has its own entries.
 		h := hits()
@@ -729,31 +716,31 @@ func TestResponseCache(t *testing.T) {
 
 	t.Run("HintsKeyTheAnswerAndVaryStays", func(t *testing.T) {
 		slow := map[string]string{"ECT": "2g"}
-		miss, _ := send(b.ownerA, page, nil, slow)
+		miss := send(b.ownerA, page, nil, slow)
 		h := hits()
-		hit, _ := send(b.ownerA, page, nil, slow)
+		hit := send(b.ownerA, page, nil, slow)
 		require.Equal(t, h+1, hits())
 		for _, r := range []*rawResponse{miss, hit} {
 			require.EqualValues(t, 10, dig(r.Data, "organization", "clients", "pageSize"))
 			require.Contains(t, r.Header.Values("Vary"), "ECT, Downlink, RTT, Save-Data")
 		}
-		fast, _ := send(b.ownerA, page, nil, map[string]string{"ECT": "4g", "Downlink": "20"})
+		fast := send(b.ownerA, page, nil, map[string]string{"ECT": "4g", "Downlink": "20"})
 		require.EqualValues(t, 100, dig(fast.Data, "organization", "clients", "pageSize"))
 		// An explicit first does not vary with the hints, cached or not.
 		for range 2 {
-			r, _ := send(b.ownerA, `{ organization { clients(first: 3) { nodes { id } } } }`, nil, slow)
+			r := send(b.ownerA, `{ organization { clients(first: 3) { nodes { id } } } }`, nil, slow)
 			require.NotContains(t, r.Header.Values("Vary"), "ECT, Downlink, RTT, Save-Data")
 		}
 	})
 
 	t.Run("CommittedChangeIsSeenAtOnce", func(t *testing.T) {
 		send(b.ownerA, page, nil, nil)
-		before, _ := send(b.ownerA, page, nil, nil)
+		before := send(b.ownerA, page, nil, nil)
 		firstEdge := dig(before.Data, "organization", "clients", "edges").([]any)[0]
 		_, id, _ := parseGID(dig(firstEdge, "node", "id").(string))
 		v := bumpAndNotify(t, b.pool, b.orgA.ID, "UPDATE clients SET last_name = 'Aardvark' WHERE id = (SELECT max(id) FROM clients WHERE org_id = $1)", b.orgA.ID)
 		waitVersion(t, a, b.orgA.ID, v)
-		after, _ := send(b.ownerA, page, nil, nil)
+		after := send(b.ownerA, page, nil, nil)
 		got := dig(after.Data, "organization", "clients", "edges").([]any)[0]
 		require.Equal(t, "Aardvark", dig(got, "node", "lastName"))
 		require.NotEqual(t, id, func() int64 { _, x, _ := parseGID(dig(got, "node", "id").(string)); return x }())
@@ -769,7 +756,7 @@ func TestResponseCache(t *testing.T) {
 		// still has the new name.
 		b.mustGQL(t, b.ownerA, `mutation($id: ID!) { updateIntegration(input: {id: $id, name: "Tave (studio)"}) { integration { name } } }`,
 			map[string]any{"id": integ})
-		r, _ := send(b.ownerA, q, nil, nil)
+		r := send(b.ownerA, q, nil, nil)
 		require.Equal(t, "Tave (studio)", dig(dig(r.Data, "organization", "clients", "nodes").([]any)[0], "integration", "name"))
 		// Fragments are followed to what they select.
 		const frag = `query { organization { ...O } } fragment O on Organization { integrations { nodes { name } } }`

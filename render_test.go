@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
+
 	"strings"
 	"testing"
 
@@ -110,8 +108,8 @@ func TestRenderClientPagesSameBytes(t *testing.T) {
 		body, err := json.Marshal(map[string]any{"query": tc.query, "variables": tc.vars})
 		require.NoError(t, err)
 		before := metricSample(t, fast, rendered)
-		got := postRaw(t, fast.url, fast.ownerA, body)
-		want := postRaw(t, slow.url, fast.ownerA, body)
+		got := fast.send(t, fast.ownerA, "application/json", nil, body).Raw
+		want := slow.send(t, fast.ownerA, "application/json", nil, body).Raw
 		require.Equal(t, string(want), string(got), "%s: the one-pass renderer differs from gqlgen", tc.name)
 		took := metricSample(t, fast, rendered) - before
 		if tc.crmhub {
@@ -132,21 +130,6 @@ func TestRenderClientPagesSameBytes(t *testing.T) {
 		} `json:"data"`
 	}
 	body, _ := json.Marshal(map[string]any{"query": cases[len(all)].query})
-	require.NoError(t, json.Unmarshal(postRaw(t, fast.url, fast.ownerA, body), &every))
+	require.NoError(t, json.Unmarshal(fast.send(t, fast.ownerA, "application/json", nil, body).Raw, &every))
 	require.Len(t, every.Data.Organization.Clients.Nodes, 32)
-}
-
-// postRaw sends a GraphQL body and returns the answer's bytes.
-func postRaw(t *testing.T, url, token string, body []byte) []byte {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+"/graphql", bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return raw
 }
