@@ -72,6 +72,9 @@ type result struct {
 	errors   int64
 	rps      float64
 	p50, p99 time.Duration
+	// cpu is the CPU time the server and PostgreSQL spent per request
+	// while the case was measured.
+	cpu cpuTimes
 }
 
 func run(ctx context.Context, args []string) error {
@@ -82,6 +85,7 @@ func run(ctx context.Context, args []string) error {
 	reuse := fs.Bool("reuse", false, "reuse the bench database when it already holds n clients")
 	rate := fs.Float64("rate", 200, "requests per second of the paced (open-loop) uncached first-page case")
 	gogc := fs.String("gogc", "", "GOGC of the crmhub server only (empty: Go's default); the load generator keeps its own")
+	sqlConns := fs.Int("sqlconns", 40, "pool size of the SQL-alone case (40 is crmhub's CRMHUB_DB_MAX_CONNS default)")
 	only := fs.String("only", "", "run only the cases whose name contains this")
 	cacheModes := fs.String("cache", "both", "on, off or both: the server's read cache in the cases run")
 	serve := fs.Bool("serve", false, "start one server (the first -cache mode), print its address, a token and the deep cursor, and keep it up until interrupted: for wrk or a profiler")
@@ -130,28 +134,28 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("-cache %q: want on, off or both", *cacheModes)
 	}
 	if *serve {
-		addr, stop, err := startServer(ctx, bin, dbURL, modes[0], *gogc)
+		srv, err := startServer(ctx, bin, dbURL, modes[0], *gogc)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		fmt.Printf("http://%s/graphql\nAuthorization: Bearer %s\ndeep cursor: %s\n", addr, token, deepCursor)
+		defer srv.stop()
+		fmt.Printf("%s\nAuthorization: Bearer %s\ndeep cursor: %s\n", srv.url, token, deepCursor)
 		sig, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer cancel()
 		<-sig.Done()
 		return nil
 	}
 	var results []result
-	if strings.Contains("first page's SQL alone", *only) {
+	if strings.Contains(sqlCaseName(*sqlConns), *only) {
 		fmt.Fprintln(os.Stderr, "measuring the first page's SQL alone…")
-		r, err := measureSQL(ctx, dbURL, *conc, *dur)
+		r, err := measureSQL(ctx, dbURL, *sqlConns, *conc, *dur)
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
 	}
 	for _, cache := range modes {
-		addr, stop, err := startServer(ctx, bin, dbURL, cache, *gogc)
+		srv, err := startServer(ctx, bin, dbURL, cache, *gogc)
 		if err != nil {
 			return err
 		}
@@ -168,34 +172,38 @@ func run(ctx context.Context, args []string) error {
 			}
 			c.cache = cache
 			fmt.Fprintf(os.Stderr, "measuring %s (cache %v)…\n", c.name, cache)
-			r, err := measure(ctx, "http://"+addr+"/graphql", token, c, *conc, *dur)
+			r, err := measure(ctx, srv, token, c, *conc, *dur)
 			if err != nil {
-				stop()
+				srv.stop()
 				return err
 			}
 			results = append(results, r)
 		}
 		if c := cases[1]; !cache && strings.Contains(c.name, *only) {
 			fmt.Fprintf(os.Stderr, "measuring %s at %.0f req/s, open loop (cache off)…\n", c.name, *rate)
-			r, err := measurePaced(ctx, "http://"+addr+"/graphql", token, c, *conc, *rate, *dur)
+			r, err := measurePaced(ctx, srv, token, c, *conc, *rate, *dur)
 			if err != nil {
-				stop()
+				srv.stop()
 				return err
 			}
 			r.name = fmt.Sprintf("%s, paced at %.0f req/s", c.name, *rate)
 			results = append(results, r)
 		}
-		stop()
+		srv.stop()
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "case\tcache\treq/s\tp50\tp99\terrors\t\n")
+	fmt.Fprintf(tw, "case\tcache\treq/s\tp50\tp99\terrors\tcrmhub CPU/req\tPostgreSQL CPU/req\t\n")
 	for _, r := range results {
 		cache := "off"
 		if r.cache {
 			cache = "on"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t\n", r.name, cache, r.rps, ms(r.p50), ms(r.p99), r.errors)
+		server := ms(r.cpu.server)
+		if r.cpu.server == 0 {
+			server = "—"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%s\t%s\t%d\t%s\t%s\t\n", r.name, cache, r.rps, ms(r.p50), ms(r.p99), r.errors, server, ms(r.cpu.postgres))
 	}
 	_ = tw.Flush()
 	find := func(name string, cache bool) result {
@@ -217,7 +225,7 @@ func run(ctx context.Context, args []string) error {
 	fmt.Printf("cached first page req/s / { __typename } req/s = %.2f (target ≥ 0.7)\n", find("clients(first: 50) first page", true).rps/typename.rps)
 	fmt.Printf("uncached first page p99 = %s (target ≤ 20 ms) with %d connections in a closed loop; { __typename } p99 there: %s\n",
 		ms(find("clients(first: 50) first page", false).p99), *conc, ms(find("{ __typename }", false).p99))
-	sql := find("first page's SQL alone (pgx, 40 connections)", false)
+	sql := find(sqlCaseName(*sqlConns), false)
 	fmt.Printf("the first page's SQL alone (no HTTP, no GraphQL) from %d goroutines: %.0f req/s, p99 %s\n", *conc, sql.rps, ms(sql.p99))
 	fmt.Printf("uncached first page p99 = %s paced at %.0f req/s (open loop, %d connections)\n",
 		ms(find(fmt.Sprintf("clients(first: 50) first page, paced at %.0f req/s", *rate), false).p99), *rate, *conc)
@@ -342,12 +350,19 @@ func prepareOrg(ctx context.Context, pool *pgxpool.Pool, n int) (string, string,
 	return token, cursor, nil
 }
 
+// server is a running `crmhub serve`.
+type server struct {
+	url  string // of /graphql
+	pid  int
+	stop func()
+}
+
 // startServer runs `crmhub serve` on a free loopback port and waits until
 // it answers.
-func startServer(ctx context.Context, bin, dbURL string, cache bool, gogc string) (string, func(), error) {
+func startServer(ctx context.Context, bin, dbURL string, cache bool, gogc string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, fmt.Errorf("error finding a port: %w", err)
+		return nil, fmt.Errorf("error finding a port: %w", err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
@@ -363,7 +378,7 @@ func startServer(ctx context.Context, bin, dbURL string, cache bool, gogc string
 	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("error starting crmhub: %w", err)
+		return nil, fmt.Errorf("error starting crmhub: %w", err)
 	}
 	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -377,12 +392,12 @@ func startServer(ctx context.Context, bin, dbURL string, cache bool, gogc string
 			if resp.StatusCode == http.StatusOK {
 				// Let the LISTEN connection come up before measuring.
 				time.Sleep(500 * time.Millisecond)
-				return addr, stop, nil
+				return &server{url: "http://" + addr + "/graphql", pid: cmd.Process.Pid, stop: stop}, nil
 			}
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", nil, errors.New("crmhub did not become ready in 30 s")
+			return nil, errors.New("crmhub did not become ready in 30 s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -390,58 +405,82 @@ func startServer(ctx context.Context, bin, dbURL string, cache bool, gogc string
 
 // measure runs c from conc connections for warm-up plus d and returns the
 // throughput and latency percentiles of the measured part.
-func measure(ctx context.Context, target, token string, c benchCase, conc int, d time.Duration) (result, error) {
+func measure(ctx context.Context, srv *server, token string, c benchCase, conc int, d time.Duration) (result, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 	defer client.CloseIdleConnections()
 	// Check once that the case works.
-	if err := do(ctx, client, target, token, c.body, &bytes.Buffer{}); err != nil {
+	if err := do(ctx, client, srv.url, token, c.body, &bytes.Buffer{}); err != nil {
 		return result{}, fmt.Errorf("%s: %w", c.name, err)
 	}
-	return closedLoop(c, conc, d, func(buf *bytes.Buffer) error { return do(ctx, client, target, token, c.body, buf) }), nil
+	return closedLoop(c, conc, d, meter{server: srv.pid}, func(buf *bytes.Buffer) error {
+		return do(ctx, client, srv.url, token, c.body, buf)
+	}), nil
 }
 
 // closedLoop runs one from conc workers, each sending its next request when
 // the last is answered, for a second of warm-up plus d.
-func closedLoop(c benchCase, conc int, d time.Duration, one func(buf *bytes.Buffer) error) result {
+func closedLoop(c benchCase, conc int, d time.Duration, m meter, one func(buf *bytes.Buffer) error) result {
 	warmEnd := time.Now().Add(time.Second)
 	end := warmEnd.Add(d)
+	return workers(c, conc, warmEnd, d, m, func(buf *bytes.Buffer, record func(time.Time, error)) {
+		for start := time.Now(); start.Before(end); start = time.Now() {
+			err := one(buf)
+			if start.After(warmEnd) {
+				record(start, err)
+			}
+		}
+	})
+}
+
+// workers runs work on conc goroutines, each with its own buffer and its
+// own latencies (record times a request from start), and meters the CPU
+// from from to from+d.
+func workers(c benchCase, conc int, from time.Time, d time.Duration, m meter,
+	work func(buf *bytes.Buffer, record func(start time.Time, err error))) result {
+	cpu := make(chan cpuTimes, 1)
+	go func() {
+		time.Sleep(time.Until(from))
+		before := m.read()
+		time.Sleep(time.Until(from.Add(d)))
+		cpu <- m.read().minus(before)
+	}()
 	var errs atomic.Int64
 	lat := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
 	for w := range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var buf bytes.Buffer
-			for {
-				start := time.Now()
-				if start.After(end) {
-					return
+			work(&buf, func(start time.Time, err error) {
+				if err != nil {
+					errs.Add(1)
 				}
-				err := one(&buf)
-				if start.After(warmEnd) {
-					if err != nil {
-						errs.Add(1)
-					}
-					lat[w] = append(lat[w], time.Since(start))
-				}
-			}
-		}()
+				lat[w] = append(lat[w], time.Since(start))
+			})
+		})
 	}
 	wg.Wait()
-	return summarize(c, lat, errs.Load(), d)
+	r := summarize(c, lat, errs.Load(), d)
+	if r.requests > 0 {
+		used := <-cpu
+		r.cpu = cpuTimes{server: used.server / time.Duration(r.requests), postgres: used.postgres / time.Duration(r.requests)}
+	}
+	return r
+}
+
+func sqlCaseName(conns int) string {
+	return fmt.Sprintf("first page's SQL alone (pgx, %d connections)", conns)
 }
 
 // measureSQL runs the first page's SQL (db.Queries.ClientList, what an
-// uncached first page asks PostgreSQL) from conc goroutines over a pool the
-// size of crmhub's default (CRMHUB_DB_MAX_CONNS=40), with no HTTP and no
-// GraphQL: the floor under the uncached page on this machine.
-func measureSQL(ctx context.Context, dbURL string, conc int, d time.Duration) (result, error) {
+// uncached first page asks PostgreSQL) from conc goroutines over a pool of
+// conns connections, with no HTTP and no GraphQL: the floor under the
+// uncached page on this machine.
+func measureSQL(ctx context.Context, dbURL string, conns, conc int, d time.Duration) (result, error) {
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return result{}, err
 	}
-	cfg.MaxConns = 40
+	cfg.MaxConns = int32(conns)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return result{}, err
@@ -464,7 +503,7 @@ func measureSQL(ctx context.Context, dbURL string, conc int, d time.Duration) (r
 	if err := one(nil); err != nil {
 		return result{}, fmt.Errorf("the first page's SQL: %w", err)
 	}
-	return closedLoop(benchCase{name: "first page's SQL alone (pgx, 40 connections)"}, conc, d, one), nil
+	return closedLoop(benchCase{name: sqlCaseName(conns)}, conc, d, meter{}, one), nil
 }
 
 // measurePaced sends c at a fixed rate over conc connections (open loop:
@@ -472,41 +511,80 @@ func measureSQL(ctx context.Context, dbURL string, conc int, d time.Duration) (r
 // times each from when it was due, so a stall is counted against every
 // request it delayed. It shows the latency of one request when the server
 // is not saturated, which the closed loop above cannot.
-func measurePaced(ctx context.Context, target, token string, c benchCase, conc int, rate float64, d time.Duration) (result, error) {
+func measurePaced(ctx context.Context, srv *server, token string, c benchCase, conc int, rate float64, d time.Duration) (result, error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}}
 	defer client.CloseIdleConnections()
-	if err := do(ctx, client, target, token, c.body, &bytes.Buffer{}); err != nil {
+	if err := do(ctx, client, srv.url, token, c.body, &bytes.Buffer{}); err != nil {
 		return result{}, fmt.Errorf("%s: %w", c.name, err)
 	}
 	interval := time.Duration(float64(time.Second) / rate)
 	n := int(d / interval)
 	due := make(chan time.Time, n)
-	var errs atomic.Int64
-	lat := make([][]time.Duration, conc)
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var buf bytes.Buffer
-			for at := range due {
-				if wait := time.Until(at); wait > 0 {
-					time.Sleep(wait)
-				}
-				if err := do(ctx, client, target, token, c.body, &buf); err != nil {
-					errs.Add(1)
-				}
-				lat[w] = append(lat[w], time.Since(at))
-			}
-		}()
-	}
 	start := time.Now().Add(100 * time.Millisecond)
 	for i := range n {
 		due <- start.Add(time.Duration(i) * interval)
 	}
 	close(due)
-	wg.Wait()
-	return summarize(c, lat, errs.Load(), d), nil
+	return workers(c, conc, start, d, meter{server: srv.pid}, func(buf *bytes.Buffer, record func(time.Time, error)) {
+		for at := range due {
+			if wait := time.Until(at); wait > 0 {
+				time.Sleep(wait)
+			}
+			record(at, do(ctx, client, srv.url, token, c.body, buf))
+		}
+	}), nil
+}
+
+// cpuTimes is CPU time used by the server and by PostgreSQL.
+type cpuTimes struct{ server, postgres time.Duration }
+
+func (t cpuTimes) minus(u cpuTimes) cpuTimes {
+	return cpuTimes{server: t.server - u.server, postgres: t.postgres - u.postgres}
+}
+
+// meter reads, from /proc (Linux), the CPU time of the crmhub server (pid
+// server, none when 0) and of every process named postgres on this
+// machine (the server's backends and PostgreSQL's own). Elsewhere it
+// reads zeros.
+type meter struct{ server int }
+
+func (m meter) read() cpuTimes {
+	var t cpuTimes
+	if m.server != 0 {
+		t.server, _ = procCPU(m.server)
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if used, comm := procCPU(pid); comm == "postgres" {
+			t.postgres += used
+		}
+	}
+	return t
+}
+
+// procCPU is a process's user and system time and its command name, from
+// /proc/<pid>/stat (utime and stime are fields 14 and 15, in clock ticks of
+// 1/100 s, Linux's USER_HZ).
+func procCPU(pid int) (time.Duration, string) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, ""
+	}
+	open, closing := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+	if open < 0 || closing < open {
+		return 0, ""
+	}
+	fields := strings.Fields(string(raw[closing+1:])) // from field 3, the state
+	if len(fields) < 13 {
+		return 0, ""
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, string(raw[open+1 : closing])
 }
 
 // summarize merges the workers' latencies into the case's result.
