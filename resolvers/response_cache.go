@@ -18,9 +18,9 @@ import (
 
 // The response cache keeps whole HTTP answers to the read path's queries: a
 // phone that pulls to refresh, or a hundred phones of one studio that open
-// the same client list, get the answer without any GraphQL work. It lives in the read cache (same TTL, same item
-// cap, same switch) and, like every entry there, is keyed by the
-// organization's data version: a committed change makes every old answer
+// the same client list, get the answer without any GraphQL work. It lives
+// in the read cache (same TTL, same item cap, same switch) and, like every
+// entry there, is keyed by the organization's data version: a committed change makes every old answer
 // unreachable at once, and a node that cannot know the version (its LISTEN
 // connection is down) bypasses it.
 //
